@@ -1,0 +1,29 @@
+"""Shared fixtures: real sample data, synthetic cubes, artifact folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from workbench.testing import DATA_DIR
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real sample data folder (../shared/data); skips if missing."""
+    if not DATA_DIR.is_dir():
+        pytest.skip(f"real sample data not found at {DATA_DIR}")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where tests write screenshots and reports (``artifacts/`` in the repo root)."""
+    path = Path(os.environ.get("WORKBENCH_ARTIFACTS", ROOT / "artifacts"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

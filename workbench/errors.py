@@ -1,0 +1,91 @@
+"""Exceptions raised by workbench.
+
+Every error derives from :class:`WorkbenchError` and from the builtin that matches
+its meaning, so ``except ValueError`` keeps working for users who do not know
+about workbench. Messages say what was expected, what was given and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "WorkbenchError",
+    "MissingDependencyError",
+    "GPUUnavailableError",
+    "DimensionError",
+    "ChipSpecError",
+    "CRSError",
+    "AOIError",
+    "DataReadError",
+    "EmptyChipError",
+    "GeocodeError",
+    "QueryError",
+    "CatalogError",
+    "LaunchError",
+    "EngineDiedError",
+    "TrainingError",
+    "MeterError",
+]
+
+
+class WorkbenchError(Exception):
+    """Base class of every error raised by workbench."""
+
+
+class MissingDependencyError(WorkbenchError, ImportError):
+    """An optional dependency is needed for this feature but is not installed."""
+
+
+class GPUUnavailableError(WorkbenchError, RuntimeError):
+    """A GPU route was requested explicitly but no usable CUDA device is present."""
+
+
+class DimensionError(WorkbenchError, ValueError):
+    """A dimension name is unknown, missing or used inconsistently."""
+
+
+class ChipSpecError(WorkbenchError, ValueError):
+    """Chip sizes or overlaps do not fit the data (too large, overlap >= size, ...)."""
+
+
+class CRSError(WorkbenchError, ValueError):
+    """A coordinate reference system is missing, unknown or does not match."""
+
+
+class AOIError(WorkbenchError, ValueError):
+    """An area of interest is malformed or does not overlap the data."""
+
+
+class DataReadError(WorkbenchError, OSError):
+    """A file or store could not be opened or decoded."""
+
+
+class EmptyChipError(WorkbenchError, ValueError):
+    """A chip or selection holds no valid pixel (empty or all-NaN)."""
+
+
+class GeocodeError(WorkbenchError, ValueError):
+    """A geocode (geohash, quadkey) or a coordinate given to encode one is invalid."""
+
+
+class QueryError(WorkbenchError, ValueError):
+    """A catalog query has an invalid predicate."""
+
+
+class CatalogError(WorkbenchError, RuntimeError):
+    """A catalog could not be read, written or ingested into."""
+
+
+class LaunchError(WorkbenchError, RuntimeError):
+    """A cluster or a distributed training run could not be started."""
+
+
+class EngineDiedError(LaunchError):
+    """A cluster engine stopped responding or died while it was working."""
+
+
+class TrainingError(WorkbenchError, RuntimeError):
+    """Training failed: non-finite loss, diverged replicas, bad model outputs."""
+
+
+class MeterError(WorkbenchError, RuntimeError):
+    """A throughput or carbon meter could not measure."""

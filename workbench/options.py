@@ -1,0 +1,76 @@
+"""Global options, set with :func:`set_options` like :func:`xarray.set_options`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["OPTIONS", "set_options", "get_options"]
+
+OPTIONS: dict[str, Any] = {
+    # "auto" takes the GPU route when a CUDA device and the gpu extra are present.
+    "device": "auto",
+    # Progress bars on long work (ingest, benchmarks, training); off in batch jobs if wanted.
+    "progress": True,
+    # Bytes of decoded chunks kept by a chip stream; bounds memory whatever the store size.
+    "chunk_cache_bytes": 256 * 2**20,
+}
+
+_VALIDATORS: dict[str, Any] = {
+    "device": lambda v: v in ("auto", "cpu", "cuda"),
+    "progress": lambda v: isinstance(v, bool),
+    "chunk_cache_bytes": lambda v: isinstance(v, int) and v > 0,
+}
+
+
+def get_options() -> dict[str, Any]:
+    """Return a copy of the current options.
+
+    Examples
+    --------
+    >>> get_options()["device"]
+    'auto'
+    """
+    return dict(OPTIONS)
+
+
+class set_options:  # noqa: N801  (named like xarray.set_options)
+    """Set options globally, or for a ``with`` block.
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "cuda"}
+        Where arrays are computed and chips are delivered.
+    progress : bool
+        Whether long operations show progress bars.
+    chunk_cache_bytes : int
+        Upper bound of decoded chunk bytes a chip stream keeps in memory.
+
+    Raises
+    ------
+    ValueError
+        For an unknown option or an invalid value.
+
+    Examples
+    --------
+    >>> with set_options(device="cpu"):
+    ...     get_options()["device"]
+    'cpu'
+    >>> get_options()["device"]
+    'auto'
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._old: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            if key not in OPTIONS:
+                raise ValueError(f"unknown option {key!r}; valid options are {sorted(OPTIONS)}")
+            if not _VALIDATORS[key](value):
+                raise ValueError(f"invalid value {value!r} for option {key!r}")
+            self._old[key] = OPTIONS[key]
+        OPTIONS.update(kwargs)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        OPTIONS.update(self._old)
