@@ -60,11 +60,11 @@ class WorkbenchAccessor(Generic[T]):
         return self._obj.attrs.get("workbench_engine")
 
     # -- subsetting -----------------------------------------------------------------
-    def clip(self, aoi: AOILike, *, crs: Any = None) -> T:
+    def clip(self, aoi: AOILike, *, crs: Any = None, **kwargs: Any) -> T:
         """Subset to an area of interest; see :func:`workbench.data.aoi.clip`."""
         from workbench.data.aoi import clip
 
-        return clip(self._obj, aoi, crs=crs)
+        return clip(self._obj, aoi, crs=crs, **kwargs)
 
     # -- chips ----------------------------------------------------------------------
     def chips(
