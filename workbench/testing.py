@@ -9,7 +9,6 @@ True
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from workbench._optional import has_gpu, has_module
+from workbench.data.samples import data_dir
 
 __all__ = [
     "DATA_DIR",
@@ -32,18 +32,8 @@ __all__ = [
 
 
 def _find_data_dir() -> Path:
-    env = os.environ.get("WORKBENCH_DATA_DIR")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "shared" / "data"
-        if candidate.is_dir():
-            return candidate
-        candidate = parent.parent / "shared" / "data"
-        if candidate.is_dir():
-            return candidate
-    return Path.cwd().parent / "shared" / "data"
+    found = data_dir()
+    return found if found is not None else Path.cwd().parent / "shared" / "data"
 
 
 #: Where the real sample data lives (``../shared/data`` beside the repository, or
