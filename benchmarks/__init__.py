@@ -1,1 +1,1 @@
-"""Benchmarks: ``python -m benchmarks [NAME ...] [--quick]`` writes JSON to ``benchmarks/results/``."""
+"""Benchmarks: ``python -m benchmarks [NAME ...] [--quick]`` -> ``benchmarks/results/*.json``."""

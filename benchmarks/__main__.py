@@ -47,7 +47,9 @@ def environment() -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m benchmarks``."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {_available()})")
+    parser.add_argument(
+        "names", nargs="*", help=f"benchmarks to run (default: all of {_available()})"
+    )
     parser.add_argument("--quick", action="store_true", help="toy sizes, for a smoke test")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON results")
     args = parser.parse_args(argv)

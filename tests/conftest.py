@@ -9,7 +9,6 @@ import pytest
 
 from workbench.testing import DATA_DIR
 
-
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -35,7 +35,7 @@ def test_version_and_lazy_attributes():
     assert callable(workbench.open_datacube)
     assert "open_datacube" in dir(workbench)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        workbench.nope  # noqa: B018
+        workbench.nope
 
 
 def test_lazy_import_names_the_extra():

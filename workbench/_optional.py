@@ -50,10 +50,14 @@ def _install_hint(name: str, extra: str | None) -> str:
     top = name.split(".")[0]
     extra = extra or EXTRAS.get(top)
     if top == "torch":
-        return "Install it with: pip install torch==2.13.0  (the CPU build), or pip install 'workbench[torch]'"
+        return (
+            "Install it with: pip install torch==2.13.0  (the CPU build), "
+            "or pip install 'workbench[torch]'"
+        )
     if top == "cfgrib":
         return (
-            "Install it with: apt-get install libeccodes0 && pip install cfgrib eccodes findlibs --no-deps "
+            "Install it with: apt-get install libeccodes0 && "
+            "pip install cfgrib eccodes findlibs --no-deps "
             "(the eccodeslib wheel conflicts with pyproj's PROJ in one process)"
         )
     if extra:

@@ -16,7 +16,7 @@ Bounds: TypeAlias = tuple[float, float, float, float]
 
 #: An area of interest: a bounds tuple, a GeoJSON mapping (Feature, FeatureCollection or
 #: geometry), a shapely geometry, or any object with ``__geo_interface__``.
-AOILike: TypeAlias = Union[Bounds, Mapping[str, Any], Any]
+AOILike: TypeAlias = Bounds | Mapping[str, Any] | Any
 
 #: An xarray Dataset or DataArray.
 XarrayObj: TypeAlias = Union["xr.Dataset", "xr.DataArray"]

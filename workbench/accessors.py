@@ -42,7 +42,7 @@ class WorkbenchAccessor(Generic[T]):
     # -- georeferencing -------------------------------------------------------------
     @property
     def crs(self) -> pyproj.CRS | None:
-        """The coordinate reference system (``spatial_ref``, ``crs`` attribute or lon/lat coords)."""
+        """The CRS (from ``spatial_ref``, a ``crs`` attribute, or lon/lat coordinates)."""
         from workbench.geo.crs import get_crs
 
         return get_crs(self._obj)
@@ -99,7 +99,7 @@ class WorkbenchAccessor(Generic[T]):
 
     # -- notebook -------------------------------------------------------------------
     def map(self, **kwargs: Any) -> AOIMap:
-        """An AOI map of this cube; see :class:`workbench.widgets.aoi.AOIMap`."""
+        """Show this cube on an AOI map; see :class:`workbench.widgets.aoi.AOIMap`."""
         from workbench.widgets.aoi import AOIMap
 
         return AOIMap(self._obj, **kwargs)

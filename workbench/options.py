@@ -33,7 +33,7 @@ def get_options() -> dict[str, Any]:
     return dict(OPTIONS)
 
 
-class set_options:  # noqa: N801  (named like xarray.set_options)
+class set_options:
     """Set options globally, or for a ``with`` block.
 
     Parameters

@@ -61,14 +61,14 @@ def shared_data(relative: str) -> Path:
 
 
 def requires(module: str) -> Any:
-    """A ``pytest.mark.skipif`` that skips when ``module`` cannot be imported."""
+    """Return a ``pytest.mark.skipif`` that skips when ``module`` cannot be imported."""
     import pytest
 
     return pytest.mark.skipif(not has_module(module), reason=f"{module} is not installed")
 
 
 def requires_gpu() -> Any:
-    """A ``pytest.mark.skipif`` that skips without a usable CUDA device."""
+    """Return a ``pytest.mark.skipif`` that skips without a usable CUDA device."""
     import pytest
 
     return pytest.mark.skipif(not has_gpu(), reason="no CUDA device (and cupy) available")
@@ -81,7 +81,7 @@ def assert_chip_dims(chip: Any, dims: dict[str, int]) -> None:
 
 
 def tiny_cube(time: int = 3, lat: int = 8, lon: int = 8, seed: int = 0) -> xr.Dataset:
-    """A tiny lon/lat/time cube whose values encode their own position (for indexing tests).
+    """Build a tiny lon/lat/time cube whose values encode their position (for indexing tests).
 
     ``t2m[t, i, j] == t * 10_000 + i * 100 + j``, so any chip tells where it came from.
     """

@@ -34,7 +34,7 @@ _REPO = Path(__file__).resolve().parents[2]
 
 
 def data_dir() -> Path | None:
-    """The shared sample data folder, or ``None`` if there is none here.
+    """Return the shared sample data folder, or ``None`` if there is none here.
 
     Looks at ``$WORKBENCH_DATA_DIR``, then ``shared/data`` beside the repository and beside
     the current directory and its parents.

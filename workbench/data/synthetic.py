@@ -30,7 +30,7 @@ def era5_like(
     freq: str = "h",
     bbox: tuple[float, float, float, float] = (-10.0, 50.0, 2.0, 58.0),
 ) -> xr.Dataset:
-    """An ERA5-like reanalysis cube on a regular lon/lat grid.
+    """Build an ERA5-like reanalysis cube on a regular lon/lat grid.
 
     Parameters
     ----------
@@ -64,9 +64,10 @@ def era5_like(
     lons = west + dlon * (np.arange(lon) + 0.5)
     lats = north - dlat * (np.arange(lat) + 0.5)
     times = pd.date_range(start, periods=time, freq=freq)
-    base = np.sin(np.linspace(0, 2 * np.pi, lon))[None, None, :] + np.cos(
-        np.linspace(0, np.pi, lat)
-    )[None, :, None]
+    base = (
+        np.sin(np.linspace(0, 2 * np.pi, lon))[None, None, :]
+        + np.cos(np.linspace(0, np.pi, lat))[None, :, None]
+    )
     cycle = np.sin(2 * np.pi * np.arange(time) / 24.0)[:, None, None]
     data_vars = {}
     for i, name in enumerate(variables):
@@ -97,7 +98,7 @@ def s2_like(
     resolution: float = 10.0,
     cloud_fraction: float = 0.2,
 ) -> xr.Dataset:
-    """A Sentinel-2-like projected cube with a ``reflectance`` band stack and a cloud mask.
+    """Build a Sentinel-2-like projected cube with a ``reflectance`` band stack and cloud mask.
 
     Parameters
     ----------
