@@ -24,6 +24,7 @@ __all__ = [
     "EngineDiedError",
     "TrainingError",
     "MeterError",
+    "MeterConfigError",
 ]
 
 
@@ -89,3 +90,7 @@ class TrainingError(WorkbenchError, RuntimeError):
 
 class MeterError(WorkbenchError, RuntimeError):
     """A throughput or carbon meter could not measure."""
+
+
+class MeterConfigError(MeterError, ValueError):
+    """A meter was configured with a bad value (unknown country, negative price, ...)."""
