@@ -79,11 +79,11 @@ class WorkbenchAccessor(Generic[T]):
         return ChipSet(self._obj, input_dims, input_overlap=input_overlap, variables=variables)
 
     # -- geocodes -------------------------------------------------------------------
-    def partition(self, scheme: str = "geohash", precision: int = 5) -> Partitions:
+    def partition(self, scheme: str = "geohash", precision: int = 5, **kwargs: Any) -> Partitions:
         """Split into per-geocode pieces, lazily; see :func:`workbench.geo.partition.partition`."""
         from workbench.geo.partition import partition
 
-        return partition(self._obj, scheme=scheme, precision=precision)
+        return partition(self._obj, scheme=scheme, precision=precision, **kwargs)
 
     # -- composites -----------------------------------------------------------------
     def composite(
