@@ -37,7 +37,7 @@ def test_input_bound_verdict():
     assert rep.bound == "input"
     assert rep.input_bound
     assert rep.images_per_s["synthetic"] > 3 * rep.images_per_s["io"]
-    assert rep.images_per_s["real"] <= rep.images_per_s["io"] * 1.1
+    assert rep.images_per_s["real"] <= rep.images_per_s["io"] * 1.5
     assert rep.stats["real"].data_wait_share > 0.7
     assert rep.stats["io"].data_wait_share == pytest.approx(1.0)
     assert rep.stats["synthetic"].data_wait_share < 0.05
