@@ -25,6 +25,7 @@ __all__ = [
     "TrainingError",
     "MeterError",
     "MeterConfigError",
+    "PreviewError",
 ]
 
 
@@ -94,3 +95,7 @@ class MeterError(WorkbenchError, RuntimeError):
 
 class MeterConfigError(MeterError, ValueError):
     """A meter was configured with a bad value (unknown country, negative price, ...)."""
+
+
+class PreviewError(WorkbenchError, ValueError):
+    """A preview (thumbnail, map overlay) cannot be rendered with the given options."""
