@@ -32,8 +32,8 @@ class WorkbenchAccessor(Generic[T]):
     >>> import workbench
     >>> from workbench.data.synthetic import era5_like
     >>> ds = era5_like(time=4, lat=16, lon=32)
-    >>> len(ds.wb.chips({"lat": 8, "lon": 8}))
-    32
+    >>> len(ds.wb.chips({"lat": 8, "lon": 8}))  # time is kept whole, as in xbatcher
+    8
     """
 
     def __init__(self, obj: T) -> None:

@@ -91,8 +91,7 @@ def tiny_cube(time: int = 3, lat: int = 8, lon: int = 8, seed: int = 0) -> xr.Da
     return xr.Dataset(
         {"t2m": (("time", "lat", "lon"), values), "u10": (("time", "lat", "lon"), -values)},
         coords={
-            "time": np.arange(time).astype("datetime64[D]").astype("datetime64[ns]")
-            + np.datetime64("2019-03-01", "ns"),
+            "time": np.datetime64("2019-03-01", "ns") + np.arange(time).astype("timedelta64[D]"),
             "lat": 58.0 - 0.25 * np.arange(lat),
             "lon": -10.0 + 0.25 * np.arange(lon),
         },
