@@ -6,6 +6,7 @@ function and stores nothing but the object itself.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -105,11 +106,25 @@ class WorkbenchAccessor(Generic[T]):
         return AOIMap(self._obj, **kwargs)
 
 
-@xr.register_dataset_accessor("wb")
 class DatasetAccessor(WorkbenchAccessor[xr.Dataset]):
     """``Dataset.wb``; see :class:`WorkbenchAccessor`."""
 
 
-@xr.register_dataarray_accessor("wb")
 class DataArrayAccessor(WorkbenchAccessor[xr.DataArray]):
     """``DataArray.wb``; see :class:`WorkbenchAccessor`."""
+
+
+def _register() -> None:
+    # Re-executing this module (doctest collection, importlib.reload) re-registers our own
+    # accessor: that is not the clash xarray's warning is about, so it is silenced then only.
+    targets = ((xr.Dataset, xr.register_dataset_accessor, DatasetAccessor),
+               (xr.DataArray, xr.register_dataarray_accessor, DataArrayAccessor))  # fmt: skip
+    for cls, register, accessor in targets:
+        ours = getattr(getattr(cls, "wb", None), "__qualname__", None) == accessor.__qualname__
+        with warnings.catch_warnings():
+            if ours:
+                warnings.simplefilter("ignore", xr.core.extensions.AccessorRegistrationWarning)
+            register("wb")(accessor)
+
+
+_register()
