@@ -39,6 +39,7 @@ EXTRAS: dict[str, str] = {
     "bokeh": "jupyter",
     "PIL": "jupyter",
     "ipyparallel": "cluster",
+    "cloudpickle": "cluster",
     "codecarbon": "carbon",
     "cfgrib": "grib",
 }

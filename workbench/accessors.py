@@ -38,7 +38,7 @@ class WorkbenchAccessor(Generic[T]):
     """
 
     def __init__(self, obj: T) -> None:
-        self._obj = obj
+        self._obj: T = obj
 
     # -- georeferencing -------------------------------------------------------------
     @property
@@ -58,14 +58,16 @@ class WorkbenchAccessor(Generic[T]):
     @property
     def engine(self) -> str | None:
         """The read route :func:`workbench.open_datacube` took (``"kvikio"``, ``"zarr"``...)."""
-        return self._obj.attrs.get("workbench_engine")
+        engine = self._obj.attrs.get("workbench_engine")
+        return None if engine is None else str(engine)
 
     # -- subsetting -----------------------------------------------------------------
     def clip(self, aoi: AOILike, *, crs: Any = None, **kwargs: Any) -> T:
         """Subset to an area of interest; see :func:`workbench.data.aoi.clip`."""
         from workbench.data.aoi import clip
 
-        return clip(self._obj, aoi, crs=crs, **kwargs)
+        clipped: T = clip(self._obj, aoi, crs=crs, **kwargs)
+        return clipped
 
     # -- chips ----------------------------------------------------------------------
     def chips(
@@ -80,7 +82,9 @@ class WorkbenchAccessor(Generic[T]):
         return ChipSet(self._obj, input_dims, input_overlap=input_overlap, variables=variables)
 
     # -- geocodes -------------------------------------------------------------------
-    def partition(self, scheme: str = "geohash", precision: int = 5, **kwargs: Any) -> Partitions:
+    def partition(
+        self, scheme: str = "geohash", precision: int = 5, **kwargs: Any
+    ) -> Partitions[T]:
         """Split into per-geocode pieces, lazily; see :func:`workbench.geo.partition.partition`."""
         from workbench.geo.partition import partition
 
@@ -117,8 +121,10 @@ class DataArrayAccessor(WorkbenchAccessor[xr.DataArray]):
 def _register() -> None:
     # Re-executing this module (doctest collection, importlib.reload) re-registers our own
     # accessor: that is not the clash xarray's warning is about, so it is silenced then only.
-    targets = ((xr.Dataset, xr.register_dataset_accessor, DatasetAccessor),
-               (xr.DataArray, xr.register_dataarray_accessor, DataArrayAccessor))  # fmt: skip
+    targets: tuple[tuple[type, Any, type], ...] = (
+        (xr.Dataset, xr.register_dataset_accessor, DatasetAccessor),
+        (xr.DataArray, xr.register_dataarray_accessor, DataArrayAccessor),
+    )
     for cls, register, accessor in targets:
         ours = getattr(getattr(cls, "wb", None), "__qualname__", None) == accessor.__qualname__
         with warnings.catch_warnings():

@@ -22,6 +22,7 @@ __all__ = [
     "CatalogError",
     "LaunchError",
     "EngineDiedError",
+    "TrainingTimeoutError",
     "TrainingError",
     "MeterError",
     "MeterConfigError",
@@ -83,6 +84,10 @@ class LaunchError(WorkbenchError, RuntimeError):
 
 class EngineDiedError(LaunchError):
     """A cluster engine stopped responding or died while it was working."""
+
+
+class TrainingTimeoutError(LaunchError, TimeoutError):
+    """A run did not finish within its ``--timeout``; the workers were stopped."""
 
 
 class TrainingError(WorkbenchError, RuntimeError):

@@ -196,7 +196,7 @@ def write_zarr(
     pathlib.Path
         The store path.
     """
-    import zarr
+    import zarr.codecs
 
     path = Path(path)
     chunks = dict(chunks or {})

@@ -1,0 +1,45 @@
+"""Clusters and launchers: where training processes run.
+
+* :mod:`~workbench.cluster.spec`: :class:`ClusterSpec`, :class:`PartitionSpec`,
+  :class:`TrainRequest`.
+* :mod:`~workbench.cluster.launch`: the :class:`Launcher` protocol, :class:`LocalProcessLauncher`,
+  :func:`find_launcher` (``workbench.launchers`` entry points).
+* :mod:`~workbench.cluster.ipp`: :class:`IpyparallelCluster` and :class:`IpyparallelLauncher`.
+* :mod:`~workbench.cluster.orchestrate`: :func:`launch_training` (request -> TrainResult).
+
+Examples
+--------
+>>> from workbench.cluster import TrainRequest, find_launcher
+>>> find_launcher("local").name
+'local'
+"""
+
+from __future__ import annotations
+
+from workbench.cluster.ipp import IpyparallelCluster, IpyparallelLauncher
+from workbench.cluster.launch import (
+    Launcher,
+    LocalProcessLauncher,
+    TrainingTimeoutError,
+    WorkerCall,
+    WorkerInfo,
+    find_launcher,
+)
+from workbench.cluster.orchestrate import launch_training, plan_partitions
+from workbench.cluster.spec import ClusterSpec, PartitionSpec, TrainRequest
+
+__all__ = [
+    "ClusterSpec",
+    "PartitionSpec",
+    "TrainRequest",
+    "Launcher",
+    "LocalProcessLauncher",
+    "IpyparallelCluster",
+    "IpyparallelLauncher",
+    "TrainingTimeoutError",
+    "WorkerCall",
+    "WorkerInfo",
+    "find_launcher",
+    "launch_training",
+    "plan_partitions",
+]

@@ -1,0 +1,587 @@
+"""IPython magics: ``%cluster`` (engines), ``%%train`` (training runs), ``%train_compare``.
+
+Load them with ``%load_ext workbench``. Arguments are parsed the IPython way
+(:mod:`IPython.core.magic_arguments`, shared argument groups as in ipyparallel); nothing is
+``eval``-ed. The ``%%train`` cell body is ordinary code run in the kernel namespace; it defines
+``model``, ``train_data`` and ``loss_fn``, and may define ``optimizer``, ``val_data``,
+``metrics``, ``targets`` (a ChipSet's target variables), ``geocodes`` / ``val_geocodes`` /
+``partition_fn`` (partitions of a plain Dataset). Optional names count only if the cell itself
+assigns them. The magic builds a :class:`~workbench.cluster.spec.TrainRequest` and calls
+:func:`~workbench.cluster.orchestrate.launch_training`; the objects travel to the engines with
+cloudpickle. Clusters bind to ``127.0.0.1`` unless ``--ip`` says otherwise.
+
+Example session::
+
+    %load_ext workbench
+    %cluster start -n 2
+    %%train --engines 2 --strategy ddp --epochs 2 --batch-size 64 -o result
+    model = NDVIRegressor(chip_size=8)
+    train_data = chips                       # a ChipSet (or any torch Dataset of (x, y))
+    targets = ["ndvi"]
+    loss_fn = torch.nn.functional.mse_loss
+    %train_compare
+
+The full usage of each magic follows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from IPython.core import magic_arguments as _magic_arguments
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+
+from workbench._optional import lazy_import
+from workbench.cluster.ipp import IpyparallelCluster, IpyparallelLauncher
+from workbench.cluster.launch import LocalProcessLauncher, find_launcher
+from workbench.cluster.orchestrate import launch_training, plan_partitions
+from workbench.cluster.spec import (
+    SHARDING_MODES,
+    STRATEGIES,
+    ClusterSpec,
+    PartitionSpec,
+    TrainRequest,
+)
+from workbench.errors import LaunchError, WorkbenchError
+from workbench.metering.events import StepEvent
+from workbench.training.result import Comparison
+
+__all__ = ["WorkbenchMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+#: IPython's magic_arguments is untyped: use it through ``Any`` (mypy strict).
+ma: Any = _magic_arguments
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def magic_arguments() -> Callable[[_F], _F]:
+    """Typed :func:`IPython.core.magic_arguments.magic_arguments`."""
+    return cast(Callable[[_F], _F], ma.magic_arguments())
+
+
+def argument(*args: Any, **kwargs: Any) -> Callable[[_F], _F]:
+    """Typed :func:`IPython.core.magic_arguments.argument`."""
+    return cast(Callable[[_F], _F], ma.argument(*args, **kwargs))
+
+
+#: Names a %%train cell may define, besides ``model``, ``train_data`` and ``loss_fn``.
+OPTIONAL_NAMES = (
+    "optimizer",
+    "val_data",
+    "metrics",
+    "targets",
+    "geocodes",
+    "val_geocodes",
+    "partition_fn",
+)
+REQUIRED_NAMES = ("model", "train_data", "loss_fn")
+
+
+def _partition(text: str) -> PartitionSpec:
+    try:
+        return PartitionSpec.parse(text)
+    except LaunchError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def _apply(f: Any, decorators: list[Any]) -> Any:
+    for deco in reversed(decorators):  # so they read top-down in the help text
+        f = deco(f)
+    return f
+
+
+def launch_args(f: Any) -> Any:
+    """``--engines``, ``--launcher``, ``--timeout``."""
+    return _apply(
+        f,
+        [
+            ma.argument_group("Where it runs"),
+            ma.argument(
+                "-n",
+                "--engines",
+                type=_positive(int),
+                default=None,
+                help="worker processes (default: 1 for single, else the cluster size or 2)",
+            ),
+            ma.argument(
+                "--launcher",
+                choices=["ipyparallel", "local"],
+                default="ipyparallel",
+                help="ipyparallel engines (default; started on loopback if none) "
+                "or fresh local processes",
+            ),
+            ma.argument(
+                "--timeout",
+                type=_positive(float),
+                default=None,
+                help="stop the run after this many seconds",
+            ),
+        ],
+    )
+
+
+def strategy_args(f: Any) -> Any:
+    """``--strategy``, ``--sharding``, ``--partition``, ``--transfer`` and their options."""
+    return _apply(
+        f,
+        [
+            ma.argument_group("Strategy"),
+            ma.argument(
+                "-s",
+                "--strategy",
+                choices=STRATEGIES,
+                default="single",
+                help="single (in the kernel), ddp, fsdp, or partitioned (one model per geocode)",
+            ),
+            ma.argument(
+                "--sharding",
+                choices=SHARDING_MODES,
+                default=None,
+                help="FSDP sharding mode (default full_shard)",
+            ),
+            ma.argument(
+                "--shard-group-size",
+                type=_positive(int),
+                default=None,
+                help="hybrid_shard: ranks per shard group (default: ranks per host)",
+            ),
+            ma.argument(
+                "--partition",
+                type=_partition,
+                default=None,
+                metavar="SCHEME:PRECISION",
+                help="partitioned: geocode cells, e.g. geohash:5 (default) or quadkey:14",
+            ),
+            ma.argument(
+                "--transfer",
+                choices=["glcm"],
+                default=None,
+                help="partitioned: warm-start from texture-similar partitions (GLCM + k-means)",
+            ),
+            ma.argument(
+                "--transfer-clusters",
+                type=_positive(int),
+                default=None,
+                help="texture clusters (default: best silhouette score)",
+            ),
+            ma.argument(
+                "--tokens-per-node",
+                type=_positive(int),
+                default=256,
+                help="virtual nodes per engine on the placement ring",
+            ),
+        ],
+    )
+
+
+def train_args(f: Any) -> Any:
+    """``--epochs``, ``--batch-size``, ``--lr``, ``--seed``, checkpoints, ``--name``."""
+    return _apply(
+        f,
+        [
+            ma.argument_group("Training"),
+            ma.argument(
+                "-e", "--epochs", type=_positive(int), default=1, help="epochs (default 1)"
+            ),
+            ma.argument(
+                "-b", "--batch-size", type=_positive(int), default=32, help="batch size per worker"
+            ),
+            ma.argument(
+                "--lr",
+                type=_positive(float),
+                default=None,
+                help="learning rate (default: the optimizer's, or 1e-3 for the default Adam)",
+            ),
+            ma.argument("--seed", type=int, default=0, help="seed of the data order"),
+            ma.argument(
+                "--checkpoint",
+                metavar="DIR",
+                default=None,
+                help="checkpoint folder (default: a new one under the temporary directory)",
+            ),
+            ma.argument("--no-checkpoint", action="store_true", help="write no checkpoints"),
+            ma.argument(
+                "--resume",
+                metavar="PATH",
+                default=None,
+                help="continue from a checkpoint file or run folder",
+            ),
+            ma.argument("--name", default=None, help="name of the run in %%train_compare"),
+        ],
+    )
+
+
+def output_args(f: Any) -> Any:
+    """``-o``, ``--live``/``--no-live``, ``--quiet``, ``--dry-run``."""
+    return _apply(
+        f,
+        [
+            ma.argument_group("Output"),
+            ma.argument(
+                "-o",
+                "--out",
+                metavar="NAME",
+                default=None,
+                help="store the TrainResult in this variable",
+            ),
+            ma.argument(
+                "--live",
+                dest="live",
+                action="store_const",
+                const=True,
+                default=None,
+                help="show live loss/throughput/CO2 plots (default: in a notebook)",
+            ),
+            ma.argument(
+                "--no-live", dest="live", action="store_const", const=False, help="no live plots"
+            ),
+            ma.argument("-q", "--quiet", action="store_true", help="no progress line"),
+            ma.argument(
+                "--dry-run",
+                action="store_true",
+                help="run the cell and show the plan (request, placement), do not train",
+            ),
+        ],
+    )
+
+
+class _Progress:
+    """One updating text line per run: each worker's epoch, step and last loss."""
+
+    def __init__(self, every_s: float = 0.5) -> None:
+        ipy_display: Any = lazy_import("IPython.display")
+        display, pretty = ipy_display.display, ipy_display.Pretty
+        self._pretty = pretty
+        self.every_s = every_s
+        self.last: dict[int, StepEvent] = {}
+        self.t = 0.0
+        self.handle = display(pretty("%%train: starting ..."), display_id=True)
+
+    def __call__(self, event: StepEvent) -> None:
+        self.last[event.rank] = event
+        if time.monotonic() - self.t >= self.every_s:
+            self.show()
+
+    def show(self) -> None:
+        self.t = time.monotonic()
+        parts = [
+            f"rank {r}: epoch {e.epoch} step {e.step}"
+            + (f" [{e.partition}]" if e.partition else "")
+            + (f" loss {e.loss:.4g}" if e.loss is not None else "")
+            for r, e in sorted(self.last.items())
+        ]
+        if self.handle is not None:
+            self.handle.update(self._pretty("%%train: " + " | ".join(parts)))
+
+
+@magics_class
+class WorkbenchMagics(Magics):
+    """The workbench magics; one instance per shell holds its cluster and comparison."""
+
+    def __init__(self, shell: Any) -> None:
+        super().__init__(shell)
+        self.active: IpyparallelCluster | None = None
+        self.comparison = Comparison()
+
+    @property
+    def _shell(self) -> Any:
+        assert self.shell is not None, "the magics are not registered with a shell"
+        return self.shell
+
+    # -- %cluster ------------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("action", choices=["start", "connect", "status", "stop"], help="what to do")
+    @argument("-n", "--engines", type=_positive(int), default=2, help="start: engines")
+    @argument("--ip", default="127.0.0.1", help="start: controller address (default loopback)")
+    @argument("--profile", default=None, help="connect: IPython profile name")
+    @argument("--profile-dir", default=None, help="start/connect: profile folder")
+    @argument("--cluster-id", default=None, help="connect: cluster id within the profile")
+    @line_magic
+    def cluster(self, line: str) -> Any:
+        """Start local engines, connect to a cluster, show its status, or stop it.
+
+        ``%cluster start -n 2`` starts a controller on 127.0.0.1 and 2 engines with a private
+        profile folder; ``%cluster connect --profile NAME`` attaches to a running cluster;
+        ``%cluster status`` returns engines, hosts, pids and queues; ``%cluster stop`` stops a
+        cluster started here (or disconnects from another).
+        """
+        args = ma.parse_argstring(cast(Any, self).cluster, line)
+        if args.action == "start":
+            if self.active is not None:
+                raise UsageError("a cluster is already active: %cluster stop first")
+            spec = ClusterSpec(n=args.engines, ip=args.ip, profile_dir=args.profile_dir)
+            self.active = IpyparallelCluster.start(spec)
+            print(f"started {args.engines} engines on {args.ip}: {self.active.engine_ids()}")
+            return None
+        if args.action == "connect":
+            if self.active is not None:
+                raise UsageError("a cluster is already active: %cluster stop first")
+            spec = ClusterSpec(
+                profile=args.profile, profile_dir=args.profile_dir, cluster_id=args.cluster_id
+            )
+            self.active = IpyparallelCluster.connect(spec)
+            print(f"connected to engines {self.active.engine_ids()}")
+            return None
+        if self.active is None:
+            if args.action == "status":
+                return {"engines": [], "owned": False, "note": "no cluster: %cluster start -n 2"}
+            raise UsageError("no active cluster to stop")
+        if args.action == "status":
+            return self.active.status()
+        self.active.stop()
+        self.active = None
+        return None
+
+    # -- %%train -------------------------------------------------------------------------------
+    @magic_arguments()
+    @launch_args
+    @strategy_args
+    @train_args
+    @output_args
+    @cell_magic
+    def train(self, line: str, cell: str) -> Any:
+        """Train the model the cell defines, in the kernel or on engines.
+
+        The cell defines ``model``, ``train_data`` (a ChipSet or a torch Dataset of ``(x, y)``)
+        and ``loss_fn``; optionally ``optimizer``, ``val_data``, ``metrics``, ``targets``,
+        ``geocodes``, ``val_geocodes``, ``partition_fn``. Every run is added to
+        ``%train_compare``; ``-o NAME`` stores the TrainResult, otherwise it is returned.
+        """
+        args = ma.parse_argstring(self.train, line)
+        self._check_args(args)
+        ns = self._shell.user_ns
+        before = {name: ns.get(name, _MISSING) for name in OPTIONAL_NAMES}
+        outcome = self._shell.run_cell(cell, store_history=False)
+        if not outcome.success:
+            return None  # IPython has shown the cell's error
+        request = self._request(args, before)
+        if args.dry_run:
+            return self._plan(request)
+        launcher = self._launcher(args, request)
+        callbacks, live = self._callbacks(args, request)
+        try:
+            result = launch_training(request, launcher, callbacks=callbacks)
+        finally:
+            for cb in callbacks:
+                if isinstance(cb, _Progress):
+                    cb.show()
+            if live is not None:
+                live.close()
+        self.comparison.add(result)
+        if args.out:
+            ns[args.out] = result
+            return None
+        return result
+
+    def _check_args(self, args: argparse.Namespace) -> None:
+        s = args.strategy
+        if args.sharding and s != "fsdp":
+            raise UsageError(f"--sharding {args.sharding} applies to --strategy fsdp, not {s}")
+        if args.shard_group_size and args.sharding != "hybrid_shard":
+            raise UsageError(
+                "--shard-group-size applies to --strategy fsdp --sharding hybrid_shard"
+            )
+        if (args.partition or args.transfer or args.transfer_clusters) and s != "partitioned":
+            raise UsageError(f"--partition/--transfer apply to --strategy partitioned, not {s}")
+        if args.transfer_clusters and not args.transfer:
+            raise UsageError("--transfer-clusters needs --transfer glcm")
+        if s == "single" and args.engines not in (None, 1):
+            raise UsageError(
+                f"--strategy single trains in the kernel; drop --engines {args.engines} or use "
+                "--strategy ddp, fsdp or partitioned"
+            )
+        if s in ("ddp", "fsdp") and args.engines == 1:
+            raise UsageError(f"--strategy {s} needs at least 2 engines (got --engines 1)")
+        if args.out is not None and not args.out.isidentifier():
+            raise UsageError(f"-o needs a Python variable name, got {args.out!r}")
+        if args.no_checkpoint and args.checkpoint:
+            raise UsageError("--checkpoint and --no-checkpoint exclude each other")
+        if args.resume and not Path(args.resume).exists():
+            raise UsageError(
+                f"--resume {args.resume!r} does not exist; give a checkpoint file or the run "
+                "folder named by the previous run's error or result.checkpoint_dir"
+            )
+
+    def _request(self, args: argparse.Namespace, before: dict[str, Any]) -> TrainRequest:
+        ns = self._shell.user_ns
+        missing = [n for n in REQUIRED_NAMES if n not in ns]
+        if missing:
+            raise UsageError(
+                f"the %%train cell must define {', '.join(missing)} (model, train_data and loss_fn "
+                "are required; optimizer, val_data, metrics, targets are optional)"
+            )
+        optional = {n: ns[n] for n in OPTIONAL_NAMES if ns.get(n, _MISSING) is not before[n]}
+        engines = args.engines or (1 if args.strategy == "single" else self._cluster_size())
+        targets = optional.get("targets")
+        if isinstance(targets, str):
+            targets = (targets,)
+        try:
+            return TrainRequest(
+                model=ns["model"],
+                train_data=ns["train_data"],
+                loss_fn=ns["loss_fn"],
+                optimizer=optional.get("optimizer"),
+                val_data=optional.get("val_data"),
+                metrics=optional.get("metrics"),
+                targets=tuple(targets) if targets else None,
+                geocodes=optional.get("geocodes"),
+                val_geocodes=optional.get("val_geocodes"),
+                partition_fn=optional.get("partition_fn"),
+                strategy=args.strategy,
+                engines=engines,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                seed=args.seed,
+                sharding=args.sharding or "full_shard",
+                shard_group_size=args.shard_group_size,
+                partition=args.partition,
+                transfer=args.transfer,
+                transfer_clusters=args.transfer_clusters,
+                tokens_per_node=args.tokens_per_node,
+                timeout=args.timeout,
+                resume=args.resume,
+                checkpoint_dir=args.checkpoint,
+                name=args.name,
+                checkpoint=not args.no_checkpoint,
+            )
+        except WorkbenchError as exc:
+            raise UsageError(str(exc)) from exc
+
+    def _cluster_size(self) -> int:
+        return len(self.active.engine_ids()) if self.active is not None else 2
+
+    def _plan(self, request: TrainRequest) -> dict[str, Any]:
+        plan: dict[str, Any] = {
+            "name": request.label,
+            "strategy": request.strategy,
+            "engines": request.engines,
+        }
+        if request.strategy == "partitioned":
+            names = [f"engine-{i}" for i in range(request.engines)]
+            try:
+                p = plan_partitions(request, names)
+            except WorkbenchError as exc:
+                raise UsageError(str(exc)) from exc
+            plan.update(placement=p["placement"], assignment=p["assignment"])
+        return plan
+
+    def _launcher(self, args: argparse.Namespace, request: TrainRequest) -> Any:
+        if request.strategy == "single":
+            return None
+        if args.launcher == "local":
+            cls = find_launcher("local")
+            launcher: Any = cls(n=request.engines)
+            assert isinstance(launcher, LocalProcessLauncher)
+            return launcher
+        if self.active is None:
+            print(
+                f"%%train: starting {request.engines} local engines on 127.0.0.1 "
+                "(stop them with %cluster stop)"
+            )
+            self.active = IpyparallelCluster.start(ClusterSpec(n=request.engines))
+        have = len(self.active.engine_ids())
+        if have < request.engines:
+            raise UsageError(
+                f"the cluster has {have} engines, --engines {request.engines} needs more: "
+                f"%cluster stop, then %cluster start -n {request.engines}"
+            )
+        return IpyparallelLauncher(self.active)
+
+    def _callbacks(self, args: argparse.Namespace, request: TrainRequest) -> tuple[list[Any], Any]:
+        callbacks: list[Any] = []
+        live = None
+        want_live = args.live
+        if want_live is None:
+            want_live = getattr(self._shell, "kernel", None) is not None
+        if want_live:
+            from workbench.metering.carbon import EstimateMeter
+            from workbench.widgets.live import LivePlot
+
+            live = LivePlot(title=request.label)
+            meter = EstimateMeter(sample_interval_s=1.0)
+            meter.subscribe(live.update)
+            callbacks += [live.update, meter.update]
+            live.display()
+        if not args.quiet:
+            callbacks.append(_Progress())
+        return callbacks, live
+
+    # -- %train_compare ------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("--baseline", default=None, help="run the ratios refer to (default: the first)")
+    @argument("--reset", action="store_true", help="forget all runs")
+    @argument("-o", "--out", metavar="NAME", default=None, help="store the Comparison here")
+    @line_magic
+    def train_compare(self, line: str) -> Any:
+        """Show the table comparing this session's runs (time, bytes, validation loss, CO2)."""
+        args = ma.parse_argstring(cast(Any, self).train_compare, line)
+        if args.reset:
+            self.comparison.clear()
+            return None
+        if args.baseline and args.baseline not in self.comparison:
+            raise UsageError(f"no run named {args.baseline!r}; runs: {list(self.comparison)}")
+        if args.out:
+            self._shell.user_ns[args.out] = self.comparison
+        return self.comparison.table(args.baseline) if len(self.comparison) else self.comparison
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
+_LOADED: dict[int, WorkbenchMagics] = {}
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics on ``ipython`` (``%load_ext workbench``)."""
+    magics = WorkbenchMagics(ipython)
+    ipython.register_magics(magics)
+    _LOADED[id(ipython)] = magics
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Unregister the magics and stop a cluster they started."""
+    magics = _LOADED.pop(id(ipython), None)
+    table = ipython.magics_manager.magics
+    for kind, names in (("line", ("cluster", "train_compare")), ("cell", ("train",))):
+        for name in names:
+            table[kind].pop(name, None)
+    if magics is not None and magics.active is not None:
+        magics.active.stop()
+        magics.active = None
+
+
+def _usage(method: Any) -> str:
+    return str(getattr(method, "__doc__", "") or "")
+
+
+__doc__ = (__doc__ or "") + "\n".join(
+    [
+        "",
+        _usage(WorkbenchMagics.cluster),
+        _usage(WorkbenchMagics.train),
+        _usage(WorkbenchMagics.train_compare),
+    ]
+)

@@ -1,0 +1,184 @@
+"""Atomic checkpoints: a crash or a kill mid-write never destroys the previous checkpoint.
+
+:func:`save_checkpoint` writes to a temporary file in the target's folder, flushes and
+``fsync``s it, renames it over the target with :func:`os.replace` (atomic on POSIX and
+Windows) and ``fsync``s the folder, so after a crash the target holds either the old or the new
+checkpoint, whole. Leftover temporary files of killed writers are never read and are removed by
+the next save in that folder.
+
+Layout used by the strategies: ``<dir>/model.pt`` for one model (single, DDP, FSDP) and
+``<dir>/partitions/<geocode>.pt`` for partitioned training. Each file holds a dict with
+``format``, ``epoch`` (epochs completed), ``model`` (a state dict), ``optimizer`` (a state
+dict or ``None``), ``history`` and ``meta``.
+
+Examples
+--------
+>>> import tempfile, torch
+>>> from pathlib import Path
+>>> d = Path(tempfile.mkdtemp())
+>>> p = save_checkpoint(d / "model.pt", {"epoch": 1, "model": {"w": torch.ones(2)}})
+>>> load_checkpoint(p)["epoch"], sorted(x.name for x in d.iterdir())
+(1, ['model.pt'])
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from workbench._optional import lazy_import
+from workbench._typing import PathLike
+from workbench.errors import DataReadError
+
+__all__ = [
+    "FORMAT",
+    "save_checkpoint",
+    "load_checkpoint",
+    "model_checkpoint_path",
+    "partition_checkpoint_path",
+    "find_checkpoint",
+]
+
+#: Format tag stored in every checkpoint.
+FORMAT = "workbench.checkpoint/1"
+_TMP_SUFFIX = ".tmp"
+
+
+def _tmp_name(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{_TMP_SUFFIX}")
+
+
+def _is_tmp_of(path: Path, target: Path) -> bool:
+    return path.name.startswith(f".{target.name}.") and path.name.endswith(_TMP_SUFFIX)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale(target: Path, min_age_s: float = 60.0) -> None:
+    """Remove temporaries of ``target`` left by dead writers (or older than ``min_age_s``)."""
+    for p in target.parent.glob(f".{target.name}.*{_TMP_SUFFIX}"):
+        try:
+            pid = int(p.name[len(target.name) + 2 :].split(".")[0])
+        except ValueError:
+            pid = -1
+        try:
+            old = time.time() - p.stat().st_mtime > min_age_s
+            if old or pid == os.getpid() or not _pid_alive(pid):
+                p.unlink()
+        except OSError:
+            continue  # another writer removed or is replacing it
+
+
+def _fsync_dir(directory: Path) -> None:
+    if os.name == "nt":  # directories cannot be opened for fsync on Windows
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(path: PathLike, state: Mapping[str, Any]) -> Path:
+    """Write ``state`` to ``path`` atomically (temporary file + fsync + ``os.replace``).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Target file; its folder is created if needed.
+    state : mapping
+        Picklable by :func:`torch.save` and loadable with ``weights_only=True``: tensors,
+        numbers, strings, lists, tuples and dicts of those.
+
+    Returns
+    -------
+    pathlib.Path
+        The target path.
+    """
+    torch = lazy_import("torch", purpose="checkpoints")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(target)
+    tmp = _tmp_name(target)
+    payload = {"format": FORMAT, "saved_at": time.time(), **state}
+    try:
+        with open(tmp, "xb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def load_checkpoint(path: PathLike, *, map_location: str = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (tensors only, no code executed).
+
+    Raises
+    ------
+    DataReadError
+        If the file is missing, truncated or not a workbench checkpoint.
+    """
+    torch = lazy_import("torch", purpose="checkpoints")
+    p = Path(path)
+    if not p.is_file():
+        raise DataReadError(f"checkpoint {str(p)!r} does not exist; check the --resume path")
+    try:
+        state = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt archives
+        raise DataReadError(
+            f"checkpoint {str(p)!r} could not be read ({type(exc).__name__}: {exc}); "
+            "it is not a complete workbench checkpoint"
+        ) from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise DataReadError(
+            f"{str(p)!r} is not a workbench checkpoint (format {FORMAT!r} expected)"
+        )
+    return state
+
+
+def model_checkpoint_path(directory: PathLike) -> Path:
+    """Where a single-model run (single, DDP, FSDP) keeps its checkpoint."""
+    return Path(directory) / "model.pt"
+
+
+def partition_checkpoint_path(directory: PathLike, code: str) -> Path:
+    """Where partitioned training keeps the checkpoint of partition ``code``."""
+    return Path(directory) / "partitions" / f"{code}.pt"
+
+
+def find_checkpoint(path: PathLike, code: str | None = None) -> Path | None:
+    """Resolve a ``--resume`` path: a checkpoint file, or a run folder.
+
+    For a folder, returns ``model.pt`` (``code=None``) or ``partitions/<code>.pt``, or ``None``
+    if that file does not exist (a partition that had not been checkpointed yet).
+
+    Raises
+    ------
+    DataReadError
+        If ``path`` does not exist.
+    """
+    p = Path(path)
+    if p.is_file():
+        return p
+    if not p.is_dir():
+        raise DataReadError(
+            f"resume path {str(p)!r} does not exist; give a checkpoint file or folder"
+        )
+    candidate = partition_checkpoint_path(p, code) if code else model_checkpoint_path(p)
+    return candidate if candidate.is_file() else None
