@@ -1,7 +1,9 @@
-"""LivePlot without a browser: buffers, batching, rate limiting, per-engine rows, text fallback."""
+"""LivePlot without a browser: buffers, batching, rate limits, per-engine rows, text fallback, and
+the notebook view's messages replayed on a bokeh document as the browser applies them."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -9,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+from workbench.errors import WorkbenchError
 from workbench.metering import PowerSample, StepEvent
 from workbench.testing import requires
 from workbench.widgets.live import POWER_COLUMNS, THROUGHPUT_COLUMNS, LivePlot, has_front_end
@@ -221,6 +224,8 @@ def test_a_broken_plot_never_stops_the_loop():
     live.flush()
     assert live.buffers == {}
     assert "comm closed" in live.why_no_plot
+    with pytest.raises(WorkbenchError, match=r"cannot draw any more.*comm closed"):
+        live.view()
     assert live.throughput["rank"].tolist() == [0, -1, 0, -1]  # still collecting
 
 
@@ -233,3 +238,210 @@ def test_push_gaps_respect_the_interval():
     gaps = np.diff(list(live.push_times))
     assert len(gaps) >= 4
     assert gaps.min() >= 0.5 - 1e-9
+
+
+# -- the notebook view (anywidget + bokeh document) -------------------------------------------
+
+
+class Browser:
+    """What the view's front end (``_LIVE_ESM``) does with its messages, replayed with bokeh.
+
+    It builds a document from the widget's ``document`` (again whenever that changes, as a new
+    generation) and applies each PATCH-DOC message of the current generation, with its binary
+    buffers, as the browser does; patches that come before it has rendered are lost, as they are
+    for a view that is not shown yet.
+    """
+
+    def __init__(self, view, rendered=True):
+        self.log = []
+        self.patches = self.renders = 0
+        self.initial = view.document
+        self.doc, self.generation = self._render(view.document) if rendered else (None, -1)
+        # the widget's custom messages and state changes, in the order they are sent
+        view.send = lambda content, buffers=None: self.log.append(("msg", content, buffers))
+        view.observe(lambda ch: self.log.append(("document", ch["new"], None)), "document")
+
+    @staticmethod
+    def _render(document):
+        from bokeh.document import Document
+
+        state = json.loads(document)
+        return Document.from_json(state["doc"]), state["generation"]
+
+    def render_now(self):
+        """The view appears late: it starts from the document the widget was created with."""
+        self.doc, self.generation = self._render(self.initial)
+
+    def receive(self):
+        from bokeh.core.serialization import Buffer, Serialized
+
+        log, self.log = self.log, []
+        for kind, content, buffers in log:
+            if kind == "document":
+                self.doc, self.generation = self._render(content)
+                self.renders += 1
+            elif self.doc is not None and content["generation"] == self.generation:
+                parts = [Buffer(i, b) for i, b in zip(content["buffers"], buffers, strict=True)]
+                self.doc.apply_json_patch(Serialized(json.loads(content["patch"]), parts))
+                self.patches += 1
+
+    def figures(self):
+        from bokeh.models import Plot
+
+        return {f.name: f for f in self.doc.select({"type": Plot})}
+
+
+@pytest.fixture
+def make_view():
+    pytest.importorskip("anywidget", reason="anywidget is not installed")
+    made = []
+
+    def make(live, rendered=True):
+        view = live.view()
+        made.append(view)
+        return view, Browser(view, rendered)
+
+    yield make
+    for view in made:
+        view.close()
+
+
+def _curve(fig, column):
+    (renderer,) = fig.renderers
+    return list(renderer.data_source.data[column])
+
+
+def test_view_sends_each_push_as_one_patch_that_reproduces_the_plot(make_view):
+    clock = Clock()
+    live = LivePlot(background=False, interval=0.25, clock=clock)
+    view, browser = make_view(live)
+    assert view.hv_plot.document is view.bokeh_document  # a document of its own
+    assert repr(view) == "LivePlotView(wb-liveplot-power, wb-liveplot-throughput)"  # not the doc
+    for i in range(8):
+        live.update(PowerSample(t=10.0 + 0.1 * i, power_w=5.0 + i, energy_kwh=1e-6 * i,
+                                emissions_kg=5e-7 * i))  # fmt: skip
+        clock.t = i * 0.3  # every step is pushed (the interval is 0.25 s), with the sample
+        live.update(ev(i, 10.0 + 0.1 * (i + 1), samples=32 + i))
+        assert len(browser.log) == 1  # one message per push
+        browser.receive()
+        assert browser.patches == live.push_count == i + 1
+    assert browser.renders == 0  # never drawn anew
+    figs, kernel_figs = browser.figures(), _figures(view.hv_plot)
+    tp = live.throughput
+    assert _curve(figs["wb-liveplot-throughput"], "t") == pytest.approx(tp["t"][tp["rank"] == -1])
+    assert _curve(figs["wb-liveplot-throughput"], "samples_per_s") == pytest.approx(
+        tp["samples_per_s"][tp["rank"] == -1]
+    )
+    assert _curve(figs["wb-liveplot-power"], "power_w") == [5.0 + i for i in range(8)]
+    for name, fig in figs.items():
+        assert fig.title.text == kernel_figs[name].title.text
+        assert fig.x_range.end == kernel_figs[name].x_range.end
+    assert figs["wb-liveplot-throughput"].title.text.startswith("workbench: 390.0 samples/s")
+    assert "wb-liveplot" in figs["wb-liveplot-power"].css_classes
+
+
+def test_a_view_shown_late_catches_up_with_the_next_push(make_view):
+    clock = Clock()
+    live = LivePlot(background=False, interval=0.25, clock=clock)
+    _, browser = make_view(live, rendered=False)
+    for i in range(5):  # pushed before the browser shows the plot: these patches are lost
+        clock.t = i * 0.3
+        live.update(ev(i, 10.0 + 0.1 * (i + 1)))
+    browser.receive()
+    browser.render_now()  # the empty plot, as it was when displayed
+    assert _curve(browser.figures()["wb-liveplot-throughput"], "t") == []
+    clock.t = 10.0
+    live.update(ev(5, 10.6))  # one push later the browser holds every point
+    browser.receive()
+    tp = live.throughput
+    assert _curve(browser.figures()["wb-liveplot-throughput"], "t") == pytest.approx(
+        tp["t"][tp["rank"] == -1]
+    )
+    assert len(tp["t"][tp["rank"] == -1]) == 6
+
+
+def test_close_resends_the_whole_document(make_view):
+    live = LivePlot(background=False, interval=0.25)
+    view, browser = make_view(live, rendered=False)
+    live.update(ev(0, 1.0))
+    live.update(ev(1, 2.0))
+    live.close()  # pending events are pushed, then the whole document goes out
+    browser.receive()
+    assert browser.renders == 1
+    assert view.generation == browser.generation == 1
+    assert len(_curve(browser.figures()["wb-liveplot-throughput"], "t")) == 2
+
+
+def test_a_new_engine_resends_the_whole_document(make_view):
+    clock = Clock()
+    live = LivePlot(background=False, interval=0.25, per_engine=True, clock=clock)
+    _, browser = make_view(live)
+    live.update(ev(0, 1.0, rank=0))
+    browser.receive()
+    assert (browser.patches, browser.renders) == (1, 0)
+    for i in range(1, 4):  # engine 1 appears: its curve is a new bokeh model
+        for rank in (0, 1):
+            live.update(ev(i, 1.0 + 0.1 * i, rank=rank))
+        clock.t = i * 0.3
+        live.flush()
+        browser.receive()
+    assert browser.renders == 1  # once, when engine 1's curve appeared; patches after that
+    assert browser.patches == 3 == live.push_count - 1
+    fig = browser.figures()["wb-liveplot-throughput"]
+    lengths = sorted(len(r.data_source.data["t"]) for r in fig.renderers)
+    assert lengths == [3, 4, 4]  # engine 1, engine 0, all
+
+
+def test_background_pushes_reach_the_view(make_view):
+    live = LivePlot(interval=0.1)
+    _, browser = make_view(live)
+    t0 = time.time()
+    for i in range(100):
+        time.sleep(0.005)
+        live.update(ev(i, t0 + 0.005 * (i + 1), duration=0.005, wait=0.0))
+    live.close()
+    browser.receive()
+    assert browser.patches >= 1
+    assert browser.renders == 1  # close()
+    tp = live.throughput
+    curve = _curve(browser.figures()["wb-liveplot-throughput"], "t")
+    assert curve == pytest.approx(tp["t"][tp["rank"] == -1])
+    assert tp["steps"][tp["rank"] == 0].sum() == 100
+
+
+def test_views_made_while_the_thread_pushes(make_view):
+    live = LivePlot(interval=0.1, max_overhead=1.0)
+    t0 = time.time()
+    views = []
+    for i in range(60):
+        time.sleep(0.005)
+        live.update(ev(i, t0 + 0.005 * (i + 1), duration=0.005, wait=0.0))
+        if i % 20 == 10:  # displayed again while pushes run on the background thread
+            views.append(make_view(live))
+    live.close()
+    assert live.why_no_plot is None
+    tp = live.throughput
+    for _, browser in views:
+        browser.receive()
+        curve = _curve(browser.figures()["wb-liveplot-throughput"], "t")
+        assert curve == pytest.approx(tp["t"][tp["rank"] == -1])
+
+
+def test_without_anywidget_the_view_is_the_holoviews_layout():
+    code = (
+        "import sys, warnings; sys.modules['anywidget'] = None\n"
+        "from workbench.widgets.live import LivePlot\n"
+        "live = LivePlot(background=False)\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    view = live.view()\n"
+        "print(type(view).__name__, view is live.layout)\n"
+        "print([str(w.message) for w in caught if w.category is RuntimeWarning])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "Layout True" in out
+    assert "anywidget is not installed" in out
+    assert "pip install 'workbench[jupyter]'" in out
+    assert "later cell" in out

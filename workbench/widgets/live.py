@@ -13,6 +13,17 @@ by default pushes run on a background thread (the loop only appends to a list) a
 interval stretches until pushing takes at most ``max_overhead`` of the time, never beyond one
 second.
 
+In a notebook, :meth:`LivePlot.display` shows the layout rendered by holoviews to a bokeh
+document of its own, inside a small anywidget (:meth:`LivePlot.view`), so the cell that
+displays the plot can also feed it (``%%train`` does both). A widget's comm is opened by the
+kernel, and the kernel's messages to the browser go out while the cell runs; holoviews' own
+notebook comm is opened by the browser, a message the kernel only handles once the cell ends,
+so a plot shown that way stays empty while its own cell runs. Each push changes the document
+on the push thread under the plot's lock and its changes go to the browser as one bokeh
+PATCH-DOC message; every push carries whole columns, so a view that missed patches (shown late)
+catches up with the next push, and :meth:`LivePlot.close` sends the whole document once more.
+The browser waits for BokehJS (loaded inline by ``hv.extension``) before it draws.
+
 Without a notebook front end (a plain script) the plot still collects everything and
 :meth:`LivePlot.display` prints a text summary.
 
@@ -25,6 +36,7 @@ Observing it from a page: the bokeh figures are named ``wb-liveplot-throughput``
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import threading
@@ -37,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from workbench._optional import lazy_import
-from workbench.errors import MissingDependencyError
+from workbench.errors import MissingDependencyError, WorkbenchError
 from workbench.metering.carbon import PowerSample
 from workbench.metering.events import StepEvent
 from workbench.metering.throughput import ThroughputMeter
@@ -137,7 +149,7 @@ class LivePlot:
         #: Clock times of the last 1000 pushes (to check the rate limit).
         self.push_times: deque[float] = deque(maxlen=1000)
         self._lock = threading.Lock()  # pending lists and counters
-        self._push_lock = threading.Lock()  # one push at a time
+        self._push_lock = threading.Lock()  # one push at a time; guards the views' documents
         self._steps: list[StepEvent] = []
         self._power: list[PowerSample] = []
         self._last_push = -math.inf
@@ -158,6 +170,8 @@ class LivePlot:
         self._pw_data = _empty(POWER_COLUMNS)
         self.buffers: dict[str, Any] = {}
         self._layout: Any = None
+        #: Displayed views (widgets), one bokeh document each.
+        self._views: list[Any] = []
         if self._hv is not None:
             buffer = self._hv.streams.Buffer
             self.buffers = {
@@ -218,6 +232,7 @@ class LivePlot:
     def _plot_failed(self, exc: BaseException) -> None:
         self.why_no_plot = f"live updates stopped: {exc!r}"
         self.buffers = {}
+        self._views = []
         warnings.warn(
             f"LivePlot stopped drawing ({exc!r}); it keeps collecting", RuntimeWarning, stacklevel=2
         )
@@ -233,9 +248,13 @@ class LivePlot:
                 return
             started = self.clock()
             tp_rows, pw_rows = self._rows(steps), self._power_rows(power)
+            self._views = [v for v in self._views if v.comm is not None]  # not closed
             try:
-                self._send("throughput", tp_rows)
-                self._send("power", pw_rows)
+                with contextlib.ExitStack() as batches:
+                    for view in self._views:  # each document's changes go out as one patch
+                        batches.enter_context(view.batch())
+                    self._send("throughput", tp_rows)
+                    self._send("power", pw_rows)
             except Exception as exc:  # a broken plot must never take the work down
                 self._plot_failed(exc)
             cost = self.clock() - started
@@ -454,21 +473,65 @@ class LivePlot:
         return "\n".join(lines)
 
     def display(self) -> None:
-        """Show the live plot in a notebook; in a plain script, print a text summary."""
-        if self._hv is None or not has_front_end():
+        """Show the live plot in a notebook; in a plain script, print a text summary.
+
+        In a notebook the plot is a widget whose comm the kernel opens, so the same cell can
+        display it and then feed it (see :meth:`view`).
+        """
+        if self._hv is None or not self.buffers or not has_front_end():
             why = self.why_no_plot or "no notebook front end (plain Python)"
             print(f"LivePlot cannot draw here: {why}; it keeps collecting. Summary so far:")
             print(self.summary())
             return
-        _load_extension(self._hv)
         ipy_display = lazy_import("IPython.display", purpose="LivePlot.display")
-        ipy_display.display(self.layout)
+        ipy_display.display(self.view())
+
+    def view(self) -> Any:
+        """Make a new displayable view of the plot, updated on every push.
+
+        The holoviews layout is rendered to a bokeh document of its own, shown by an anywidget
+        that draws it with the page's BokehJS and applies each push's changes. A widget's comm
+        is opened by the kernel and the kernel's messages are handled by the browser while a
+        cell runs, so a plot displayed and fed by the same cell updates live (holoviews' own
+        comm is opened by the browser, which the kernel only hears once the cell ends).
+        Without anywidget this returns the holoviews layout itself, which then updates only
+        when fed from a later cell than the one that displays it.
+        """
+        hv = self._hv
+        if hv is None:
+            raise MissingDependencyError(self.why_no_plot or "holoviews is not installed")
+        if not self.buffers:
+            raise WorkbenchError(f"LivePlot cannot draw any more: {self.why_no_plot}")
+        _load_extension(hv)
+        try:
+            view_class = _view_class()
+        except MissingDependencyError as exc:
+            warnings.warn(
+                f"{exc}; without it the live plot updates only when fed from a later cell than "
+                "the one that displays it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return self.layout
+        document = lazy_import("bokeh.document", purpose="LivePlot.view").Document
+        renderer = hv.renderer("bokeh")
+        with self._push_lock:  # no push while the plot is built and serialized
+            plot = renderer.get_plot(self.layout)
+            # a document per view (not the global curdoc); bokeh's theme, not the renderer's
+            # (its 12pt titles do not fit the throughput title in a 440 px wide panel)
+            plot.document = doc = document()
+            doc.add_root(plot.state)
+            view = view_class(plot)
+            self._views.append(view)
+        return view
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
-        if self._hv is None or not has_front_end():
+        if self._hv is None or not self.buffers or not has_front_end():
             return {"text/plain": self.summary()}
-        _load_extension(self._hv)
-        return self.layout._repr_mimebundle_(include, exclude)
+        view = self.view()
+        if view is self._layout:  # no anywidget: holoviews' own display
+            return view._repr_mimebundle_(include, exclude)
+        return view._repr_mimebundle_(include=include, exclude=exclude)
 
     def close(self) -> None:
         """Push what is pending and stop the background thread."""
@@ -477,6 +540,13 @@ class LivePlot:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.flush()
+        with self._push_lock:
+            for view in self._views:  # the full state, for a view that missed patches
+                try:
+                    view.resync()
+                except Exception as exc:  # the plot must never take the work down
+                    self._plot_failed(exc)
+                    break
 
     def __repr__(self) -> str:
         return self.summary()
@@ -488,3 +558,11 @@ def _load_extension(hv: Any) -> None:
     if not _EXTENSION_LOADED:
         hv.extension("bokeh", inline=True)
         _EXTENSION_LOADED = True
+
+
+def _view_class() -> Any:
+    """Return the widget class of a displayed LivePlot (anywidget, bokeh imported lazily)."""
+    lazy_import("anywidget", purpose="LivePlot.display")
+    from workbench.widgets._liveview import LivePlotView
+
+    return LivePlotView
