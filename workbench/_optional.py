@@ -37,7 +37,6 @@ EXTRAS: dict[str, str] = {
     "leafmap": "jupyter",
     "holoviews": "jupyter",
     "bokeh": "jupyter",
-    "PIL": "jupyter",
     "ipyparallel": "cluster",
     "cloudpickle": "cluster",
     "codecarbon": "carbon",
