@@ -56,7 +56,8 @@ def test_binder_files_build_an_environment_that_runs_every_tutorial(tmp_path):
 
     # The startup snippet from postBuild loads the magics in every kernel.
     out = _run([str(venv / "bin" / "ipython"), "-c", "%lsmagic"], cwd=repo, env=env).stdout
-    assert "%%train" in out and "%cluster" in out
+    assert "%%train" in out
+    assert "%cluster" in out
     # The tutorials open on launch.
     config = home / ".jupyter" / "jupyter_server_config.json"
     assert "01_quickstart.ipynb" in config.read_text()
