@@ -96,7 +96,7 @@ def test_real_era5_chips_with_a_torch_model():
     import xarray as xr
     import xbatcher
 
-    ds = xr.open_dataset(shared_data("era5_reanalysis/era5_t2m_uk_2019-03.nc"), engine="netcdf4")
+    ds = xr.open_dataset(shared_data("era5_reanalysis/era5_t2m_uk_2019-03.nc"), engine="h5netcdf")
     t2m = ds["t2m"].isel(time=slice(0, 96)).load()
     gen = xbatcher.BatchGenerator(t2m, input_dims={"time": 8, "latitude": 16, "longitude": 16})
 

@@ -85,7 +85,7 @@ def s2_scene() -> S2Scene:
     import xarray as xr
 
     path = shared_data("eolearn_s2_slovenia/eolearn_s2_slovenia.nc")
-    with xr.open_dataset(path, engine="netcdf4") as ds:
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
         refl = ds["reflectance"].isel(ref_time=list(CLEAR_DATES))
         refl = refl.transpose("ref_time", "band", "y", "x").values.astype(np.float32)
         bands = tuple(str(b) for b in ds["band"].values)

@@ -12,7 +12,7 @@ Routes
 ``"zarr"``
     Zarr v2 or v3 on the CPU (consolidated metadata used when present).
 ``"netcdf"``
-    NetCDF4/HDF5 and NetCDF3 (netCDF4, then h5netcdf and scipy if it fails).
+    NetCDF4/HDF5 and NetCDF3 (h5netcdf, then netCDF4 and scipy if it fails).
 ``"cfgrib"``
     GRIB 1/2 (cfgrib, no index file written next to the data).
 ``"rasterio"``
@@ -267,7 +267,9 @@ def _open_zarr(source: Any, gpu: bool, kwargs: dict[str, Any]) -> xr.Dataset:
     return xr.open_dataset(source, engine=engine, **kwargs)
 
 
-_NETCDF_READERS = (("netcdf4", "netCDF4"), ("h5netcdf", "h5netcdf"), ("scipy", "scipy"))
+# h5netcdf first: netCDF4-C can crash the process (not raise) when a file that is held open
+# is opened again many times (pydata/xarray#8289, #9779); h5py serialises HDF5 calls itself.
+_NETCDF_READERS = (("h5netcdf", "h5py"), ("netcdf4", "netCDF4"), ("scipy", "scipy"))
 
 
 def _open_netcdf(source: Any, kwargs: dict[str, Any]) -> xr.Dataset:
