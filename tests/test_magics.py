@@ -63,6 +63,7 @@ def test_extension_registers_and_unregisters_the_magics(ip):
         ("-o 1st", "-o needs a Python variable name, got '1st'"),
         ("--resume /no/such/checkpoint", "--resume '/no/such/checkpoint' does not exist"),
         ("--unknown-flag", "unrecognized arguments: --unknown-flag"),
+        ("--strategy ddp --no-lockstep", "--no-lockstep applies to --strategy partitioned"),
     ],
 )
 def test_argument_errors_are_usage_errors(ip, line, match):
@@ -107,6 +108,17 @@ def test_single_trains_in_the_kernel_and_stores_the_result(ip):
     with pytest.raises(UsageError, match="no run named 'zz'"):
         ip.run_line_magic("train_compare", "--baseline zz")
     del comparison
+
+
+def test_a_name_the_cell_rebinds_to_the_same_object_still_counts(ip):
+    ip.run_cell(CELL + "val = TensorDataset(_x[:16], _x[:16, 0].mean(dim=(1, 2)))")
+    line = "--epochs 1 -q --no-live --no-checkpoint"
+    first = ip.run_cell_magic("train", line, "val_data = val")
+    second = ip.run_cell_magic("train", line, "val_data = val")  # the same object again
+    untouched = ip.run_cell_magic("train", line, "pass")  # leaves val_data alone: not used
+    assert "loss" in first.history[-1].val
+    assert "loss" in second.history[-1].val
+    assert untouched.history[-1].val == {}
 
 
 def test_checkpoint_and_resume_through_the_magic(ip, tmp_path):

@@ -27,6 +27,7 @@ The full usage of each magic follows.
 from __future__ import annotations
 
 import argparse
+import ast
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -140,7 +141,7 @@ def launch_args(f: Any) -> Any:
 
 
 def strategy_args(f: Any) -> Any:
-    """``--strategy``, ``--sharding``, ``--partition``, ``--transfer`` and their options."""
+    """``--strategy``, ``--sharding``, ``--partition``, ``--transfer``, ``--no-lockstep``, ..."""
     return _apply(
         f,
         [
@@ -188,6 +189,12 @@ def strategy_args(f: Any) -> Any:
                 type=_positive(int),
                 default=256,
                 help="virtual nodes per engine on the placement ring",
+            ),
+            ma.argument(
+                "--no-lockstep",
+                action="store_true",
+                help="partitioned: train each worker's models one after another, not all at once "
+                "(lockstep is the same training, only faster; see workbench.training.lockstep)",
             ),
         ],
     )
@@ -373,7 +380,7 @@ class WorkbenchMagics(Magics):
         outcome = self._shell.run_cell(cell, store_history=False)
         if not outcome.success:
             return None  # IPython has shown the cell's error
-        request = self._request(args, before)
+        request = self._request(args, before, cell)
         if args.dry_run:
             return self._plan(request)
         launcher = self._launcher(args, request)
@@ -402,6 +409,8 @@ class WorkbenchMagics(Magics):
             )
         if (args.partition or args.transfer or args.transfer_clusters) and s != "partitioned":
             raise UsageError(f"--partition/--transfer apply to --strategy partitioned, not {s}")
+        if args.no_lockstep and s != "partitioned":
+            raise UsageError(f"--no-lockstep applies to --strategy partitioned, not {s}")
         if args.transfer_clusters and not args.transfer:
             raise UsageError("--transfer-clusters needs --transfer glcm")
         if s == "single" and args.engines not in (None, 1):
@@ -421,7 +430,9 @@ class WorkbenchMagics(Magics):
                 "folder named by the previous run's error or result.checkpoint_dir"
             )
 
-    def _request(self, args: argparse.Namespace, before: dict[str, Any]) -> TrainRequest:
+    def _request(
+        self, args: argparse.Namespace, before: dict[str, Any], cell: str = ""
+    ) -> TrainRequest:
         ns = self._shell.user_ns
         missing = [n for n in REQUIRED_NAMES if n not in ns]
         if missing:
@@ -429,7 +440,12 @@ class WorkbenchMagics(Magics):
                 f"the %%train cell must define {', '.join(missing)} (model, train_data and loss_fn "
                 "are required; optimizer, val_data, metrics, targets are optional)"
             )
-        optional = {n: ns[n] for n in OPTIONAL_NAMES if ns.get(n, _MISSING) is not before[n]}
+        assigned = _assigned_names(self._shell.transform_cell(cell))
+        optional = {
+            n: ns[n]
+            for n in OPTIONAL_NAMES
+            if n in ns and (n in assigned or ns[n] is not before[n])
+        }
         engines = args.engines or (1 if args.strategy == "single" else self._cluster_size())
         targets = optional.get("targets")
         if isinstance(targets, str):
@@ -458,6 +474,7 @@ class WorkbenchMagics(Magics):
                 transfer=args.transfer,
                 transfer_clusters=args.transfer_clusters,
                 tokens_per_node=args.tokens_per_node,
+                lockstep=not args.no_lockstep,
                 timeout=args.timeout,
                 resume=args.resume,
                 checkpoint_dir=args.checkpoint,
@@ -551,6 +568,29 @@ class _Missing:
 
 
 _MISSING = _Missing()
+
+
+def _assigned_names(code: str) -> set[str]:
+    """Names the (IPython-transformed) cell binds: ``x = ...``, ``for x in``, ``def x``, imports.
+
+    An optional name such as ``val_data`` counts when the cell binds it, even to the object it
+    already held; one the cell leaves alone counts only if something else in it rebinds it.
+    """
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split(".")[0])
+    return names
+
+
 _LOADED: dict[int, WorkbenchMagics] = {}
 
 

@@ -29,8 +29,8 @@ class _RaiseIfComputes:
 
 @pytest.fixture(scope="module")
 def s2() -> xr.Dataset:
-    # Open each file once per module: with netCDF4 2.2/HDF5, closing one of two handles on a file
-    # with string variables and reopening it segfaults (pydata/xarray#8289).
+    # Open each file once per module (with netCDF4-python, closing one of two handles on a file
+    # with string variables and reopening it segfaults: pydata/xarray#8289).
     return xr.open_dataset(shared_data(S2))
 
 

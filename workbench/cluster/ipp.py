@@ -228,6 +228,10 @@ class IpyparallelCluster:
 
     def stop(self) -> None:
         """Stop a cluster started here (engines and controller); disconnect from any other."""
+        if self.owned and self.cluster is not None:
+            # Engines stopped on purpose exit with status 1, and ipyparallel then logs their
+            # whole output as a warning: noise here (a dead engine is reported elsewhere).
+            self.cluster.log.setLevel(logging.ERROR)
         try:
             if self.owned and self.client.ids:
                 # engines exit cleanly on a shutdown request; SIGTERM alone takes seconds

@@ -141,6 +141,7 @@ def _task(request: TrainRequest, ckdir: str | None, **changes: Any) -> WorkerTas
         checkpoint_dir=ckdir,
         resume=request.resume,
         pg_timeout_s=request.pg_timeout,
+        lockstep=request.lockstep,
     )
     return _replace(task, **changes)
 
@@ -418,6 +419,7 @@ def _assemble(
                 "host": w.host,
                 "pid": w.pid,
                 "duration_s": w.duration,
+                "lockstep": w.lockstep,
             }
             for w in results
         ],

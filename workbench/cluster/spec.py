@@ -156,6 +156,10 @@ class TrainRequest:
         Texture clusters (default: chosen by silhouette score).
     tokens_per_node : int
         Virtual nodes per engine on the placement ring.
+    lockstep : bool
+        Partitioned: let each worker train its partitions' models all at once when that is the
+        same training (:mod:`workbench.training.lockstep`; default); ``False`` trains them one
+        after another, as the paper's partitioned runs did.
     timeout : float, optional
         Seconds before the run is stopped.
     resume : str, optional
@@ -190,6 +194,7 @@ class TrainRequest:
     transfer: str | None = None
     transfer_clusters: int | None = None
     tokens_per_node: int = 256
+    lockstep: bool = True
     timeout: float | None = None
     resume: str | None = None
     checkpoint_dir: str | None = None

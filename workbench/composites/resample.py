@@ -305,8 +305,10 @@ def resample_to(obj: T, like: xr.Dataset | xr.DataArray, method: str = "nearest"
         raise ValueError(
             f"method must be one of {sorted(set(UP_METHODS + DOWN_METHODS))}, not {method!r}"
         )
-    src, dst = grid_of(obj), grid_of(like)
-    dst = Grid(src.ydim, src.xdim, dst.y0, dst.x0, dst.yres, dst.xres, dst.ny, dst.nx)
+    src, target = grid_of(obj), grid_of(like)
+    dst = Grid(
+        src.ydim, src.xdim, target.y0, target.x0, target.yres, target.xres, target.ny, target.nx
+    )
     scrs, dcrs = _crs_of(obj), _crs_of(like)
     same_crs = scrs is None or dcrs is None or scrs == dcrs
     if same_crs and method in UP_METHODS:
@@ -326,7 +328,11 @@ def resample_to(obj: T, like: xr.Dataset | xr.DataArray, method: str = "nearest"
         out = _apply(obj, src, dst, fn)
     else:
         out = _reproject(obj, src, dst, scrs, dcrs if dcrs is not None else scrs, method)
-    return with_grid(out, like, dst)  # type: ignore[return-value]
+    # ``like``'s own coordinate values, not centres recomputed from its transform: they can
+    # differ in the last bits, and xarray would then align the two to all-NaN.
+    ys = like[target.ydim].values if target.ydim in like.coords else None
+    xs = like[target.xdim].values if target.xdim in like.coords else None
+    return with_grid(out, like, dst, ys, xs)  # type: ignore[return-value]
 
 
 def _reproject(obj: T, src: Grid, dst: Grid, scrs: Any, dcrs: Any, method: str) -> T:

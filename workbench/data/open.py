@@ -267,8 +267,10 @@ def _open_zarr(source: Any, gpu: bool, kwargs: dict[str, Any]) -> xr.Dataset:
     return xr.open_dataset(source, engine=engine, **kwargs)
 
 
-# h5netcdf first: netCDF4-C can crash the process (not raise) when a file that is held open
-# is opened again many times (pydata/xarray#8289, #9779); h5py serialises HDF5 calls itself.
+# h5netcdf first, and the `io` extra installs no netCDF4-python: netCDF4-C crashes the process
+# (SIGSEGV, not an exception) when a file with string variables held open is closed and opened
+# again (pydata/xarray#8289), which a notebook does all the time. netCDF4 stays a fallback for
+# users who have it.
 _NETCDF_READERS = (("h5netcdf", "h5py"), ("netcdf4", "netCDF4"), ("scipy", "scipy"))
 
 

@@ -44,6 +44,7 @@ from workbench.training.checkpoint import model_checkpoint_path, partition_check
 from workbench.training.comm import CommCounter
 from workbench.training.data import epoch_batches, materialize, subset
 from workbench.training.distributed import state_digest
+from workbench.training.lockstep import run_lockstep
 from workbench.training.loop import Callback, EpochRecord, evaluate, train
 from workbench.training.parallel import run_data_parallel
 from workbench.training.task import (
@@ -162,7 +163,13 @@ def _run_partitioned(
     checkpoints: dict[str, str] = {}
     step = 0
     data, val = materialize(task.train_data, task.targets), materialize(task.val_data, task.targets)
-    for job in task.partitions:
+    # All partitions at once when that is the same training (see workbench.training.lockstep).
+    together = (
+        run_lockstep(task, data, val, rank=rank, callbacks=callbacks) if task.lockstep else None
+    )
+    if together is not None:
+        trained, history, checkpoints = together.states, together.history, together.checkpoints
+    for job in task.partitions if together is None else ():
         model = copy.deepcopy(task.model)
         if job.warm_start is not None:
             if job.warm_start not in trained:
@@ -205,6 +212,7 @@ def _run_partitioned(
         partitions=tuple(j.code for j in task.partitions),
         warm_start={j.code: j.warm_start for j in task.partitions},
         checkpoints=checkpoints,
+        lockstep=together is not None,
     )
 
 

@@ -65,7 +65,8 @@ class WorkerTask:
     ``optimizer`` is a factory ``f(params) -> Optimizer`` (see :func:`optimizer_factory`) or
     ``None`` for Adam with ``lr``. For ``partitioned``, ``train_data``/``val_data`` hold only
     this worker's partitions (read once, then sliced per partition) and ``partitions`` lists its
-    jobs in training order.
+    jobs in training order; ``lockstep`` lets the worker train them all at once when that is
+    the same training (:mod:`workbench.training.lockstep`), else one after another.
     """
 
     strategy: str
@@ -87,6 +88,7 @@ class WorkerTask:
     resume: str | None = None
     pg_timeout_s: float = 300.0
     threads: int | None = None
+    lockstep: bool = True
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ class WorkerResult:
     partitions: tuple[str, ...] = ()
     warm_start: dict[str, str | None] = field(default_factory=dict)
     checkpoints: dict[str, str] = field(default_factory=dict)
+    lockstep: bool = False
 
     @property
     def duration(self) -> float:
