@@ -200,8 +200,12 @@ class CodeCarbonMeter:
 
     def _on_live(self, total: Any, delta: Any) -> None:
         try:
-            dt = float(delta.duration)
-            power = float(delta.energy_consumed) * 3.6e6 / dt if dt > 0 else math.nan
+            dt, energy = float(delta.duration), float(delta.energy_consumed)
+            if dt < 0.05 or energy <= 0:
+                # the last reading at stop can cover a few ms and round to no energy: it says
+                # nothing about power (the total still includes it)
+                return
+            power = energy * 3.6e6 / dt
             sample = PowerSample(
                 time.time(),
                 power,
