@@ -123,6 +123,8 @@ class CodeCarbonMeter:
         self._callbacks: list[Callable[[PowerSample], Any]] = []
         self._capture = _Capture()
         self._thread_errors: list[str] = []
+        self._pending_s = 0.0  # live readings not yet turned into a sample
+        self._pending_kwh = 0.0
         self._saved_logging: tuple[int, list[logging.Handler]] | None = None
         self._started_at = math.nan
         self._running = False
@@ -200,12 +202,15 @@ class CodeCarbonMeter:
 
     def _on_live(self, total: Any, delta: Any) -> None:
         try:
-            dt, energy = float(delta.duration), float(delta.energy_consumed)
-            if dt < 0.05 or energy <= 0:
-                # the last reading at stop can cover a few ms and round to no energy: it says
-                # nothing about power (the total still includes it)
+            # Readings can cover a few ms or round to no energy (codecarbon samples CPU load
+            # on its own clock): carry them over until an interval shows energy, so every
+            # sample's power is the mean over a real interval.
+            self._pending_s += float(delta.duration)
+            self._pending_kwh += float(delta.energy_consumed)
+            if self._pending_s < 0.05 or self._pending_kwh <= 0:
                 return
-            power = energy * 3.6e6 / dt
+            power = self._pending_kwh * 3.6e6 / self._pending_s
+            self._pending_s = self._pending_kwh = 0.0
             sample = PowerSample(
                 time.time(),
                 power,
