@@ -15,6 +15,8 @@ subprocess (so its peak RSS is its own):
 
 * ``store_read``: the store's own sequential read (time slabs of whole chunks, every
   variable, through xarray: each chunk decoded once), as chip-equivalents/s;
+* ``sync_read``: the same slabs decoded by :mod:`workbench.data.zarr_sync` (Zarr's
+  synchronous codecs, no event loop): the decode limit of the route the chip stream takes;
 * ``workbench`` sequential (storage order) and shuffled (tile order shuffled, ``window``
   tiles interleaved), with mixing metrics for the shuffled order;
 * ``xbatcher``: ``BatchGenerator`` over the same lazily opened store, a bounded number of chips.
@@ -196,6 +198,18 @@ def _store_fns(
             for name in names:
                 ds[name].variable[t : t + time_chunk].load()
 
+    from workbench.data.zarr_sync import box_reader
+
+    boxes = {name: box_reader(ds[name].variable) for name in names}
+    if any(box is None for box in boxes.values()):
+        raise RuntimeError("the benchmark store has no synchronous Zarr path")
+    shape = ds[names[0]].shape
+
+    def read_sync() -> None:
+        for t in range(0, shape[0], time_chunk):
+            for name in names:
+                boxes[name].read((t, 0, 0), (min(t + time_chunk, shape[0]), *shape[1:]))
+
     def ours(shuffle: bool) -> Any:
         def epoch() -> None:
             with set_options(chunk_cache_bytes=cache_bytes):
@@ -215,7 +229,12 @@ def _store_fns(
 
         return epoch
 
-    fns = {"store_read": read, "sequential": ours(False), "shuffled": ours(True)}
+    fns = {
+        "store_read": read,
+        "sync_read": read_sync,
+        "sequential": ours(False),
+        "shuffled": ours(True),
+    }
     return len(chips), fns, info
 
 
@@ -307,6 +326,7 @@ def store(
             for mode in ("sequential", "shuffled"):
                 rate = res[mode]["chips_per_s"]
                 res[mode]["ratio_to_store_read"] = rate / read
+                res[mode]["ratio_to_sync_read"] = rate / res["sync_read"]["chips_per_s"]
                 res[mode]["ratio_to_xbatcher"] = rate / res["xbatcher"]["chips_per_s"]
             if isolate_rss:
                 for mode in ("store_read", "sequential", "shuffled"):
@@ -396,8 +416,10 @@ def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
                     "order": mode,
                     "workbench": round(r["chips_per_s"]),
                     "store_read": round(res["store_read"]["chips_per_s"]),
+                    "sync_read": round(res["sync_read"]["chips_per_s"]),
                     "xbatcher": round(res["xbatcher"]["chips_per_s"], 1),
                     "ratio_to_store_read": round(r["ratio_to_store_read"], 3),
+                    "ratio_to_sync_read": round(r["ratio_to_sync_read"], 3),
                     "ratio_to_xbatcher": round(r["ratio_to_xbatcher"], 1),
                     "peak_rss_mb": _r0(r.get("memory", {}).get("peak_rss_mb")),
                     "rss_after_open_mb": _r0(r.get("memory", {}).get("rss_after_open_mb")),

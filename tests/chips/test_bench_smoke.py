@@ -23,7 +23,10 @@ def test_bench_chips_quick() -> None:
         assert memory[mode]["ratio_to_xbatcher"] > 1
     store = result["store"]["chip32"]
     assert store["store_read"]["chips_per_s"] > 0
+    assert store["sync_read"]["chips_per_s"] > 0
     assert store["sequential"]["tile_decodes_over_n_tiles"] == 1.0
+    routes = store["sequential"]["reader"]["read_routes"]
+    assert set(routes.values()) == {"zarr-sync"}, routes
     mixing = store["shuffled"]["mixing"]
     assert set(mixing) == {
         "distinct_tiles_per_batch_mean",

@@ -33,16 +33,21 @@ def windows(region: Any, chip: Sequence[int]) -> Any:
     """Read-only view ``(*positions, *other, *chip)`` of a chip-layout region (no copy)."""
     k = len(chip)
     xp = array_namespace(region)
-    stride_tricks = xp.lib.stride_tricks
-    if hasattr(stride_tricks, "sliding_window_view"):
-        return stride_tricks.sliding_window_view(region, tuple(chip), axis=tuple(range(k)))
+    if any(c > n for c, n in zip(chip, region.shape[:k], strict=False)):
+        raise ValueError(f"chip {tuple(chip)} is larger than the region {region.shape[:k]}")
+    # as_strided with the window shape, as sliding_window_view builds it (without its
+    # per-call checks: this runs once per variable per block)
     shape = (
         tuple(n - c + 1 for n, c in zip(region.shape[:k], chip, strict=True))
         + tuple(region.shape[k:])
         + tuple(chip)
     )
     strides = tuple(region.strides[:k]) + tuple(region.strides[k:]) + tuple(region.strides[:k])
-    return stride_tricks.as_strided(region, shape=shape, strides=strides)
+    if xp is np:
+        return np.lib.stride_tricks.as_strided(
+            region, shape=shape, strides=strides, writeable=False
+        )
+    return xp.lib.stride_tricks.as_strided(region, shape=shape, strides=strides)
 
 
 class OpenBlock:

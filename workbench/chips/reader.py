@@ -293,12 +293,16 @@ class TileReader:
         self._executor = None
 
     def stats(self) -> dict[str, Any]:
-        """Tile geometry and cache counters (``loads`` = tiles decoded)."""
+        """Tile geometry, cache counters (``loads``: tiles decoded), each variable's read route."""
+        source = self.source
         return {
             "tile_shape": list(self.tile_shape),
             "n_tiles": self.n_tiles,
             "tile_bytes": self.tile_bytes,
             **self.cache.stats(),
+            "read_routes": {
+                str(lay.name): source.read_route(i) for i, lay in enumerate(source.layouts)
+            },
         }
 
 

@@ -11,6 +11,11 @@ lazily indexed backend arrays, e.g. Zarr opened without dask: a box decodes the 
 it touches). The chunk shape along the chipped dims comes from dask's chunks or the
 ``preferred_chunks``/``chunks``/``chunksizes`` encoding.
 
+A lazy Zarr variable is decoded chunk by chunk in the calling thread with Zarr's
+synchronous codecs where it can be (:mod:`workbench.data.zarr_sync`; read route
+``"zarr-sync"``, option ``zarr_sync_reads``), else through xarray (``"xarray"``): the
+same values either way.
+
 Examples
 --------
 >>> from workbench.data.synthetic import era5_like
@@ -31,6 +36,7 @@ import numpy as np
 import xarray as xr
 
 from workbench.errors import DimensionError
+from workbench.options import OPTIONS
 
 __all__ = ["VariableLayout", "ArraySource", "as_names"]
 
@@ -164,6 +170,11 @@ class ArraySource:
         self.layouts: list[VariableLayout] = layouts
         first = self.variables[0]
         self.extent = tuple(int(first.sizes[d]) for d in self.dims)
+        self._boxes: dict[int, Any] = {}  # variable index -> BoxReader or None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # readers hold decoder state: a copy (e.g. in a worker process) builds its own
+        return {**self.__dict__, "_boxes": {}}
 
     # -- summary ----------------------------------------------------------------------------
     @property
@@ -227,7 +238,39 @@ class ArraySource:
         elif lay.kind == "dask":
             data = var.data[tuple(key)].compute()
         else:
-            # indexing first makes a new lazy wrapper: loading it never caches the whole
-            # variable inside the user's object (as ``var.values`` would)
-            data = var[tuple(key)].load().data
+            box = self._box_reader(index)
+            if box is not None:
+                lo_v = [k.start or 0 for k in key]
+                hi_v = [
+                    n if k.stop is None else k.stop for k, n in zip(key, var.shape, strict=True)
+                ]
+                data = box.read(lo_v, hi_v)
+            else:
+                # indexing first makes a new lazy wrapper: loading it never caches the whole
+                # variable inside the user's object (as ``var.values`` would)
+                data = var[tuple(key)].load().data
         return data.transpose(lay.perm)
+
+    def _box_reader(self, index: int) -> Any:
+        """Return the synchronous Zarr reader of a lazy variable, or None (read via xarray)."""
+        if not OPTIONS["zarr_sync_reads"]:
+            return None
+        if index not in self._boxes:
+            from workbench.data.zarr_sync import box_reader
+
+            self._boxes[index] = box_reader(self.variables[index])
+        return self._boxes[index]
+
+    def read_route(self, index: int) -> str:
+        """Return how variable ``index`` is read: memory, dask, zarr-sync or xarray.
+
+        Examples
+        --------
+        >>> from workbench.data.synthetic import era5_like
+        >>> ArraySource(era5_like(time=2, lat=4, lon=4), ("lat",), ["t2m"]).read_route(0)
+        'memory'
+        """
+        kind = self.layouts[index].kind
+        if kind != "lazy":
+            return kind
+        return "zarr-sync" if self._box_reader(index) is not None else "xarray"

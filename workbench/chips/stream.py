@@ -241,8 +241,12 @@ class ChipStream:
         first_tile = reader.cache.get(plan_for(0)[3][0])  # tells NumPy from CuPy
         xp = array_namespace(first_tile[0])
 
+        tiles_upto = [0]  # tiles_upto[j]: tiles of segments before j (planned ones)
+
         def fits(start: int, stop: int, budget: float) -> bool:
-            return sum(len(plan_for(j)[3]) for j in range(start, stop + 1)) * tile_bytes <= budget
+            while len(tiles_upto) <= stop + 1:
+                tiles_upto.append(tiles_upto[-1] + len(plan_for(len(tiles_upto) - 1)[3]))
+            return (tiles_upto[stop + 1] - tiles_upto[start]) * tile_bytes <= budget
 
         try:
             for i in range(len(spans)):
