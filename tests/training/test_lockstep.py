@@ -191,3 +191,14 @@ def test_warm_start_levels_orders_jobs_and_rejects_unknown_sources():
     assert warm_start_levels(jobs) == [[0, 3], [1], [2]]
     with pytest.raises(TrainingError, match="'b' should warm-start from 'z'"):
         warm_start_levels([PartitionJob("b", (1,), warm_start="z")])
+
+
+@pytest.mark.parametrize("lockstep", [True, False])
+def test_a_warm_start_from_a_later_partition_is_refused_before_training(
+    s2_chips, s2_jobs, lockstep, tmp_path
+):
+    late = dataclasses.replace(s2_jobs[0], warm_start=s2_jobs[1].code)
+    task = _task(s2_chips, [late, *s2_jobs[1:]], lockstep=lockstep, ckdir=str(tmp_path))
+    with pytest.raises(TrainingError, match="order the jobs with transfer_plan"):
+        run_worker(task)
+    assert not list(tmp_path.rglob("*.pt"))  # nothing trained, nothing half-saved

@@ -155,12 +155,10 @@ class BoxReader:
         chunks: _Chunks,
         offset: Sequence[int],
         funcs: Sequence[Callable[[Any], Any]],
-        shape: Sequence[int],
     ) -> None:
         self._chunks = chunks
         self._offset = tuple(int(o) for o in offset)
         self._funcs = list(funcs)
-        self.shape = tuple(int(n) for n in shape)
 
     def read(self, lo: Sequence[int], hi: Sequence[int]) -> np.ndarray[Any, Any]:
         """Return the box ``[lo, hi)`` of the variable (its own dims), decoded as xarray would."""
@@ -244,4 +242,4 @@ def box_reader(variable: xr.Variable) -> BoxReader | None:
         return None
     if any(o + n > s for o, n, s in zip(offset, variable.shape, chunks.shape, strict=True)):
         return None
-    return BoxReader(chunks, offset, funcs[::-1], variable.shape)
+    return BoxReader(chunks, offset, funcs[::-1])

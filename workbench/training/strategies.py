@@ -44,7 +44,7 @@ from workbench.training.checkpoint import model_checkpoint_path, partition_check
 from workbench.training.comm import CommCounter
 from workbench.training.data import epoch_batches, materialize, subset
 from workbench.training.distributed import state_digest
-from workbench.training.lockstep import run_lockstep
+from workbench.training.lockstep import run_lockstep, warm_start_levels
 from workbench.training.loop import Callback, EpochRecord, evaluate, train
 from workbench.training.parallel import run_data_parallel
 from workbench.training.task import (
@@ -158,10 +158,7 @@ def _run_partitioned(
     task: WorkerTask, rank: int, world: int, worker: str, callbacks: Sequence[Callback]
 ) -> WorkerResult:
     started = time.time()
-    trained: dict[str, dict[str, Any]] = {}
-    history: list[EpochRecord] = []
-    checkpoints: dict[str, str] = {}
-    step = 0
+    warm_start_levels(task.partitions)  # every warm-start source is trained before its user
     data, val = materialize(task.train_data, task.targets), materialize(task.val_data, task.targets)
     # All partitions at once when that is the same training (see workbench.training.lockstep).
     together = (
@@ -169,14 +166,36 @@ def _run_partitioned(
     )
     if together is not None:
         trained, history, checkpoints = together.states, together.history, together.checkpoints
-    for job in task.partitions if together is None else ():
+    else:
+        trained, history, checkpoints = _one_by_one(task, data, val, rank, callbacks)
+    return worker_result(
+        task,
+        rank,
+        world,
+        worker,
+        started,
+        history=tuple(history),
+        states=trained,
+        digests={c: state_digest(s) for c, s in trained.items()},
+        comm=CommCounter().to_dict(),
+        partitions=tuple(j.code for j in task.partitions),
+        warm_start={j.code: j.warm_start for j in task.partitions},
+        checkpoints=checkpoints,
+        lockstep=together is not None,
+    )
+
+
+def _one_by_one(
+    task: WorkerTask, data: Any, val: Any, rank: int, callbacks: Sequence[Callback]
+) -> tuple[dict[str, dict[str, Any]], list[EpochRecord], dict[str, str]]:
+    """Train the worker's partition models one after another, in job order (the paper's way)."""
+    trained: dict[str, dict[str, Any]] = {}
+    history: list[EpochRecord] = []
+    checkpoints: dict[str, str] = {}
+    step = 0
+    for job in task.partitions:
         model = copy.deepcopy(task.model)
         if job.warm_start is not None:
-            if job.warm_start not in trained:
-                raise TrainingError(
-                    f"partition {job.code!r} should warm-start from {job.warm_start!r}, which "
-                    "this worker has not trained before it; order the jobs with transfer_plan()"
-                )
             model.load_state_dict(trained[job.warm_start])
         path = (
             partition_checkpoint_path(task.checkpoint_dir, job.code)
@@ -199,21 +218,7 @@ def _run_partitioned(
         trained[job.code] = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if path is not None:
             checkpoints[job.code] = str(path)
-    return worker_result(
-        task,
-        rank,
-        world,
-        worker,
-        started,
-        history=tuple(history),
-        states=trained,
-        digests={c: state_digest(s) for c, s in trained.items()},
-        comm=CommCounter().to_dict(),
-        partitions=tuple(j.code for j in task.partitions),
-        warm_start={j.code: j.warm_start for j in task.partitions},
-        checkpoints=checkpoints,
-        lockstep=together is not None,
-    )
+    return trained, history, checkpoints
 
 
 def _val_subset(val: Any, index: Sequence[int] | None) -> Any:
