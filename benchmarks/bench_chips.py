@@ -1,4 +1,9 @@
-"""Chips/s of ``ChipSet.to_torch`` against the anchors, measured side by side in one run.
+"""Chips/s of the chip stream against the anchors, measured side by side in one run.
+
+The stream is ``ChipSet.to_torch(..., device="cpu")`` where torch is installed and
+``ChipSet.batches(...)`` (the same plan, reader and arrays, without the zero-copy
+hand-over to torch) where it is not: the newest-release leg (Python 3.13, zarr 3.4) has
+no CPU torch wheel. ``stream`` in the result says which ran.
 
 In memory (an ERA5-like cube, 4 float32 variables):
 
@@ -17,6 +22,9 @@ subprocess (so its peak RSS is its own):
   variable, through xarray: each chunk decoded once), as chip-equivalents/s;
 * ``sync_read``: the same slabs decoded by :mod:`workbench.data.zarr_sync` (Zarr's
   synchronous codecs, no event loop): the decode limit of the route the chip stream takes;
+* ``store_read_fused`` (where the installed zarr has ``FusedCodecPipeline``, zarr >= 3.2):
+  the store's own read with zarr's opt-in fused pipeline, and ``sequential_fused``: the
+  chip stream giving way to it (``zarr_sync_reads=False`` on a store opened under it);
 * ``workbench`` sequential (storage order) and shuffled (tile order shuffled, ``window``
   tiles interleaved), with mixing metrics for the shuffled order;
 * ``xbatcher``: ``BatchGenerator`` over the same lazily opened store, a bounded number of chips.
@@ -41,6 +49,29 @@ import numpy as np
 
 BATCH = 64
 CHIP_SIZES = (32, 64)
+FUSED = "zarr.core.codec_pipeline.FusedCodecPipeline"
+
+
+def _has_torch() -> bool:
+    from workbench._optional import has_module
+
+    return has_module("torch")
+
+
+def _stream(chips: Any, shuffle: bool, **kwargs: Any) -> Any:
+    """The chip stream: tensors where torch is installed, else the same stream as arrays."""
+    if _has_torch():
+        return chips.to_torch(BATCH, shuffle=shuffle, seed=0, device="cpu", **kwargs)
+    return chips.batches(BATCH, shuffle=shuffle, seed=0, **kwargs)
+
+
+def _fused_config() -> dict[str, str] | None:
+    """The zarr config that selects zarr's own fused pipeline, where the installed zarr has it."""
+    try:
+        from zarr.core.codec_pipeline import FusedCodecPipeline  # noqa: F401
+    except ImportError:
+        return None
+    return {"codec_pipeline.path": FUSED}
 
 
 def _paired(
@@ -148,7 +179,7 @@ def in_memory(
         perm = np.random.default_rng(0).permutation(n)
         res: dict[str, Any] = {"chips": n}
         for mode, shuffle in (("sequential", False), ("shuffled", True)):
-            loader = chips.to_torch(BATCH, shuffle=shuffle, seed=0, device="cpu")
+            loader = _stream(chips, shuffle)
 
             def ours(loader: Any = loader) -> None:
                 for _ in loader:
@@ -183,9 +214,12 @@ def _open(path: str) -> Any:
 
 
 def _store_fns(
-    ds: Any, chip: int, cache_bytes: int, time_chunk: int
+    ds: Any, chip: int, cache_bytes: int, time_chunk: int, fused: Any = None
 ) -> tuple[int, dict[str, Any], dict[str, Any]]:
-    """The store configurations as functions (a fresh loader, so a fresh cache, per epoch)."""
+    """The store configurations as functions (a fresh loader, so a fresh cache, per epoch).
+
+    ``fused``: the same store opened under zarr's fused pipeline (or None).
+    """
     from workbench.options import set_options
 
     names = sorted(ds.data_vars)
@@ -193,10 +227,13 @@ def _store_fns(
     chips = ds.wb.chips(dims, variables=names)
     info: dict[str, Any] = {}
 
-    def read() -> None:
-        for t in range(0, ds.sizes["time"], time_chunk):
-            for name in names:
-                ds[name].variable[t : t + time_chunk].load()
+    def slabs(data: Any) -> Any:
+        def read() -> None:
+            for t in range(0, data.sizes["time"], time_chunk):
+                for name in names:
+                    data[name].variable[t : t + time_chunk].load()
+
+        return read
 
     from workbench.data.zarr_sync import box_reader
 
@@ -210,14 +247,15 @@ def _store_fns(
             for name in names:
                 boxes[name].read((t, 0, 0), (min(t + time_chunk, shape[0]), *shape[1:]))
 
-    def ours(shuffle: bool) -> Any:
+    def ours(shuffle: bool, key: str, over: Any = chips, sync: bool = True) -> Any:
         def epoch() -> None:
-            with set_options(chunk_cache_bytes=cache_bytes):
-                loader = chips.to_torch(BATCH, shuffle=shuffle, seed=0, device="cpu")
+            with set_options(chunk_cache_bytes=cache_bytes, zarr_sync_reads=sync):
+                loader = _stream(over, shuffle)
                 for _ in loader:
                     pass
             reader = loader.reader
             stats = {
+                "stream": type(loader).__name__,
                 "window_tiles": loader.window,
                 "reader": reader.stats(),
                 "tile_decodes_over_n_tiles": reader.stats()["loads"] / reader.n_tiles,
@@ -225,29 +263,40 @@ def _store_fns(
             if shuffle:
                 tiles = reader.tile_of(chips.grid.origins(chips.ids))
                 stats["mixing"] = _mixing(loader.batch_indices(0), tiles)
-            info["shuffled" if shuffle else "sequential"] = stats
+            info[key] = stats
 
         return epoch
 
     fns = {
-        "store_read": read,
+        "store_read": slabs(ds),
         "sync_read": read_sync,
-        "sequential": ours(False),
-        "shuffled": ours(True),
+        "sequential": ours(False, "sequential"),
+        "shuffled": ours(True, "shuffled"),
     }
+    if fused is not None:
+        fused_chips = fused.wb.chips(dims, variables=names)
+        fns["store_read_fused"] = slabs(fused)
+        fns["sequential_fused"] = ours(False, "sequential_fused", fused_chips, sync=False)
     return len(chips), fns, info
 
 
 def _case(spec: dict[str, Any]) -> dict[str, Any]:
     """Store configurations, in this (child) process."""
-    import torch  # noqa: F401  (imported before timing and before the baseline RSS)
+    if _has_torch():
+        import torch  # noqa: F401  (imported before timing and before the baseline RSS)
+    import zarr
 
     import workbench  # noqa: F401
 
     ds = _open(spec["path"])
+    fused = None
+    config = _fused_config()
+    if config is not None and spec["kind"] == "timing":
+        with zarr.config.set(config):  # the pipeline is chosen when the arrays are opened
+            fused = _open(spec["path"])
     chip = spec["chip"]
     rss_open = _peak_rss_mb()
-    n, fns, info = _store_fns(ds, chip, spec["cache_bytes"], spec["time_chunk"])
+    n, fns, info = _store_fns(ds, chip, spec["cache_bytes"], spec["time_chunk"], fused)
     if spec["kind"] == "timing":
         # all configurations alternately in one process, so they share the machine's load
         timed = {key: (fn, n) for key, fn in fns.items()}
@@ -323,9 +372,14 @@ def store(
                 else _case({**base, "kind": "timing"})
             )
             read = res["store_read"]["chips_per_s"]
-            for mode in ("sequential", "shuffled"):
+            # the store's own best sequential read with the installed zarr
+            best = max(read, res.get("store_read_fused", {}).get("chips_per_s", 0.0))
+            for mode in ("sequential", "shuffled", "sequential_fused"):
+                if mode not in res:
+                    continue
                 rate = res[mode]["chips_per_s"]
                 res[mode]["ratio_to_store_read"] = rate / read
+                res[mode]["ratio_to_best_store_read"] = rate / best
                 res[mode]["ratio_to_sync_read"] = rate / res["sync_read"]["chips_per_s"]
                 res[mode]["ratio_to_xbatcher"] = rate / res["xbatcher"]["chips_per_s"]
             if isolate_rss:
@@ -407,7 +461,9 @@ def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
     for key, res in result["store"].items():
         if not key.startswith("chip"):
             continue
-        for mode in ("sequential", "shuffled"):
+        for mode in ("sequential", "shuffled", "sequential_fused"):
+            if mode not in res:
+                continue
             r = res[mode]
             rows.append(
                 {
@@ -418,7 +474,9 @@ def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
                     "store_read": round(res["store_read"]["chips_per_s"]),
                     "sync_read": round(res["sync_read"]["chips_per_s"]),
                     "xbatcher": round(res["xbatcher"]["chips_per_s"], 1),
+                    "store_read_fused": _r0(res.get("store_read_fused", {}).get("chips_per_s")),
                     "ratio_to_store_read": round(r["ratio_to_store_read"], 3),
+                    "ratio_to_best_store_read": round(r["ratio_to_best_store_read"], 3),
                     "ratio_to_sync_read": round(r["ratio_to_sync_read"], 3),
                     "ratio_to_xbatcher": round(r["ratio_to_xbatcher"], 1),
                     "peak_rss_mb": _r0(r.get("memory", {}).get("peak_rss_mb")),

@@ -22,6 +22,7 @@ def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 @pytest.mark.notebook
+@pytest.mark.torch  # the Binder environment installs the CPU torch wheel (Python 3.11)
 @pytest.mark.timeout(2400)
 def test_binder_files_build_an_environment_that_runs_every_tutorial(tmp_path):
     repo = tmp_path / "repo"

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed on this leg; the torch leg runs it"
+)
 pytest.importorskip("IPython")
 
-from IPython.core.error import UsageError  # noqa: E402
-from IPython.testing.globalipapp import get_ipython  # noqa: E402
+from IPython.core.error import UsageError
+from IPython.testing.globalipapp import get_ipython
 
-from workbench.geo import HashRing  # noqa: E402
-from workbench.training.result import Comparison, TrainResult  # noqa: E402
+from workbench.geo import HashRing
+from workbench.training.result import Comparison, TrainResult
 
 CELL = """
 import torch

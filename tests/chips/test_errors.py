@@ -98,6 +98,6 @@ def test_indices(ds) -> None:
 def test_empty_selection_and_geocode_scheme(ds) -> None:
     chips = ds.wb.chips({"lat": 8, "lon": 8})
     with pytest.raises(EmptyChipError):
-        chips.select([]).to_torch(4)
+        chips.select([]).batches(4)
     with pytest.raises(GeocodeError, match="unknown geocode scheme 'h3'"):
         chips.geocodes("h3")

@@ -52,12 +52,12 @@ def test_store_batches_equal_memory_batches(era5, era5_lazy, dims, overlap, shuf
     mem = era5.wb.chips(dims, overlap, variables=VARS)
     lazy = era5_lazy.wb.chips(dims, overlap, variables=VARS)
     reference = mem.to_numpy()
-    loader = lazy.to_torch(24, shuffle=shuffle, seed=3, device="cpu")
+    loader = lazy.batches(24, shuffle=shuffle, seed=3)
     batches = loader.batch_indices()
     got = list(loader)
     assert len(got) == len(batches) == len(loader)
     for tensor, idx in zip(got, batches, strict=True):
-        np.testing.assert_array_equal(tensor.numpy(), reference[idx])
+        np.testing.assert_array_equal(tensor, reference[idx])
     assert sorted(np.concatenate(batches).tolist()) == list(range(len(mem)))
 
 
@@ -66,7 +66,7 @@ def test_store_batches_equal_memory_batches(era5, era5_lazy, dims, overlap, shuf
 def test_each_tile_decoded_once_per_epoch(era5_lazy, dims, overlap, shuffle) -> None:
     """Sequential and shuffled epochs decode every needed tile exactly once (cache big enough)."""
     chips = era5_lazy.wb.chips(dims, overlap, variables=VARS)
-    loader = chips.to_torch(16, shuffle=shuffle, seed=0, device="cpu", window=2)
+    loader = chips.batches(16, shuffle=shuffle, seed=0, window=2)
     for _ in loader:
         pass
     stats = loader.last_stats
@@ -87,7 +87,7 @@ def test_cache_stays_bounded_on_a_store_larger_than_the_cache(era5_lazy) -> None
     total = era5_lazy[VARS].nbytes
     with set_options(chunk_cache_bytes=3 * tile_bytes):
         for shuffle in (False, True):
-            loader = chips.to_torch(32, shuffle=shuffle, seed=1, device="cpu")
+            loader = chips.batches(32, shuffle=shuffle, seed=1)
             assert loader.reader.tile_bytes == tile_bytes
             n = sum(len(x) for x in loader)
             assert n == len(chips)
@@ -104,8 +104,8 @@ def test_small_cache_costs_redecodes_not_memory(era5_lazy) -> None:
     chips = era5_lazy.wb.chips({"time": 3, "lat": 10, "lon": 12}, {"lat": 3}, variables=VARS)
     reference = chips.to_numpy()
     one_tile = 12 * 16 * 16 * 4 * len(VARS)
-    loader = chips.to_torch(40, device="cpu", cache_bytes=one_tile)
-    got = np.concatenate([x.numpy() for x in loader])
+    loader = chips.batches(40, cache_bytes=one_tile)
+    got = np.concatenate(list(loader))
     np.testing.assert_array_equal(got, reference[np.concatenate(loader.batch_indices(0))])
     # a region crossing tile edges needs its (at most 2**3) tiles at once: that is the bound
     assert loader.last_stats["peak_bytes"] <= 8 * one_tile
@@ -121,7 +121,7 @@ def test_unchunked_lazy_netcdf_is_tiled_by_the_cache(era5, tmp_path: Path) -> No
         assert lazy["t2m"].encoding.get("chunksizes") is None
         chips = lazy.wb.chips({"time": 2, "lat": 8, "lon": 8}, variables=VARS)
         with set_options(chunk_cache_bytes=200_000):
-            loader = chips.to_torch(10, device="cpu")
+            loader = chips.batches(10)
             reader = loader.reader
             assert reader.n_tiles > 1
             assert (
@@ -129,7 +129,7 @@ def test_unchunked_lazy_netcdf_is_tiled_by_the_cache(era5, tmp_path: Path) -> No
                 or min(t // s for t, s in zip(reader.tile_shape, chips.grid.sizes, strict=True))
                 == 1
             )
-            got = np.concatenate([x.numpy() for x in loader])
+            got = np.concatenate(list(loader))
         expected = era5.wb.chips({"time": 2, "lat": 8, "lon": 8}, variables=VARS).to_numpy()
         np.testing.assert_array_equal(got, expected[np.concatenate(loader.batch_indices(0))])
 
@@ -142,8 +142,8 @@ def test_dask_backed_data(era5) -> None:
     chips = chunked.wb.chips(dims, {"lon": 3}, variables=VARS)
     expected = era5.wb.chips(dims, {"lon": 3}, variables=VARS).to_numpy()
     np.testing.assert_array_equal(chips.to_numpy(), expected)
-    loader = chips.to_torch(50, shuffle=True, seed=2, device="cpu")
-    got = np.concatenate([x.numpy() for x in loader])
+    loader = chips.batches(50, shuffle=True, seed=2)
+    got = np.concatenate(list(loader))
     np.testing.assert_array_equal(got, expected[np.concatenate(loader.batch_indices(0))])
 
 
@@ -164,15 +164,12 @@ def test_ddp_shards_from_a_store_with_padding(era5, era5_lazy) -> None:
     chips = era5_lazy.wb.chips(dims, variables=VARS)
     reference = era5.wb.chips(dims, variables=VARS).to_numpy()
     assert len(chips) == 1680
-    loaders = [
-        chips.to_torch(8, shuffle=True, seed=4, rank=r, world_size=11, device="cpu")
-        for r in range(11)
-    ]
+    loaders = [chips.batches(8, shuffle=True, seed=4, rank=r, world_size=11) for r in range(11)]
     assert len({len(ld) for ld in loaders}) == 1
     seen = []
     for ld in loaders[:3] + loaders[-1:]:
         idx = np.concatenate(ld.batch_indices(0))
-        got = np.concatenate([x.numpy() for x in ld])
+        got = np.concatenate(list(ld))
         np.testing.assert_array_equal(got, reference[idx])
     for ld in loaders:
         seen.extend(np.concatenate(ld.batch_indices(0)).tolist())
@@ -191,8 +188,8 @@ def test_sequential_epoch_reads_neighbouring_tiles_together(era5_lazy, monkeypat
 
     monkeypatch.setattr(ArraySource, "read", counting)
     chips = era5_lazy.wb.chips({"time": 1, "lat": 8, "lon": 8}, variables=VARS)
-    loader = chips.to_torch(64, device="cpu")
-    got = np.concatenate([x.numpy() for x in loader])
+    loader = chips.batches(64)
+    got = np.concatenate(list(loader))
     reader = loader.reader
     assert reader.run_length == min(reader.max_run, reader.tile_counts[-1])
     assert loader.last_stats["loads"] == reader.n_tiles

@@ -6,13 +6,18 @@ import pickle
 
 import numpy as np
 import pytest
-import torch
+
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed on this leg; the torch leg runs it"
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import workbench  # noqa: F401
 from workbench.chips.plan import shard
 from workbench.errors import ChipSpecError, EmptyChipError, GPUUnavailableError
+
+pytestmark = pytest.mark.torch
 
 VARS = ["t2m", "u10", "v10", "msl"]
 
@@ -203,3 +208,30 @@ def test_chip_loader_in_a_dataloader_with_workers(era5_lazy) -> None:
     np.testing.assert_array_equal(
         got.numpy(), chips.to_numpy(np.concatenate(loader.batch_indices(0)))
     )
+
+
+def test_float64_data_reaches_the_models_as_float32(era5) -> None:
+    """Float64 sources become float32 tensors, which the bundled models take as they are."""
+    from workbench.models import NDVIRegressor
+
+    ds = era5[["t2m", "u10", "v10", "msl"]].astype("float64")
+    chips = ds.wb.chips({"time": 1, "lat": 8, "lon": 8}, variables=["t2m", "u10", "v10"])
+    x, y = next(iter(chips.to_torch(4, targets=["msl"], device="cpu")))
+    assert (x.dtype, y.dtype) == (torch.float32, torch.float32)
+    assert NDVIRegressor(in_channels=3)(x).dtype == torch.float32
+    x64 = next(iter(chips.to_torch(4, device="cpu", dtype=None)))
+    assert x64.dtype == torch.float64
+    xd, _ = chips.torch_dataset(targets=["msl"])[0]
+    assert xd.dtype == torch.float32
+
+
+def test_transform_runs_on_the_tensor_batch(chips) -> None:
+    mean = chips.to_numpy().mean(axis=(0, 2, 3, 4), keepdims=True)[0]
+    centre = torch.from_numpy(mean)
+
+    def normalise(x):
+        assert isinstance(x, torch.Tensor)
+        return {"x": x - centre}
+
+    out = next(iter(chips.to_torch(8, device="cpu", transform=normalise)))
+    np.testing.assert_allclose(out["x"].numpy(), chips.to_numpy(range(8)) - mean, rtol=1e-6)

@@ -6,7 +6,9 @@ import pytest
 
 from workbench.testing import shared_data
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed on this leg; the torch leg runs it"
+)
 pytest.importorskip("ipyparallel")
 
 

@@ -16,15 +16,17 @@ import pytest
 from workbench.errors import EngineDiedError, LaunchError
 from workbench.geo import HashRing
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed on this leg; the torch leg runs it"
+)
 
-from workbench.cluster import TrainingTimeoutError, TrainRequest, launch_training  # noqa: E402
-from workbench.cluster.spec import PartitionSpec  # noqa: E402
-from workbench.models import NDVIRegressor  # noqa: E402
-from workbench.models.cnn import chip_mean_mse  # noqa: E402
-from workbench.training.checkpoint import load_checkpoint  # noqa: E402
+from workbench.cluster import TrainingTimeoutError, TrainRequest, launch_training
+from workbench.cluster.spec import PartitionSpec
+from workbench.models import NDVIRegressor
+from workbench.models.cnn import chip_mean_mse
+from workbench.training.checkpoint import load_checkpoint
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.torch, pytest.mark.cluster]
 MSE = torch.nn.functional.mse_loss
 
 

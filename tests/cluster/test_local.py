@@ -9,18 +9,20 @@ import pytest
 
 from workbench.errors import EngineDiedError
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed on this leg; the torch leg runs it"
+)
 
-from workbench.cluster import (  # noqa: E402
+from workbench.cluster import (
     LocalProcessLauncher,
     TrainingTimeoutError,
     TrainRequest,
     find_launcher,
     launch_training,
 )
-from workbench.models import NDVIRegressor  # noqa: E402
+from workbench.models import NDVIRegressor
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.torch, pytest.mark.cluster]
 MSE = torch.nn.functional.mse_loss
 
 

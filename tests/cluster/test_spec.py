@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed on this leg; the torch leg runs it"
+)
 from workbench.cluster.spec import ClusterSpec, PartitionSpec, TrainRequest
 from workbench.errors import LaunchError
+
+pytestmark = pytest.mark.torch
 
 
 def _req(**kw):

@@ -7,10 +7,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed on this leg; the torch leg runs it"
+)
 
-from workbench.errors import DimensionError  # noqa: E402
-from workbench.models.mae import (  # noqa: E402
+from workbench.errors import DimensionError
+from workbench.models.mae import (
     PRESETS,
     MAEBlock,
     MAEConfig,
@@ -20,7 +22,7 @@ from workbench.models.mae import (  # noqa: E402
     parameter_table,
 )
 
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
+pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("torch_one_thread")]
 
 # Tsaris et al. (2024), Table I: width, depth, MLP, heads, parameters [M]; patch 16 for
 # ViT-Base, 14 for the others.

@@ -25,18 +25,20 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed on this leg; the torch leg runs it"
+)
 dist = pytest.importorskip("torch.distributed")
 if not dist.is_available():  # pragma: no cover - torch built without distributed
     pytest.skip("torch.distributed is not available", allow_module_level=True)
 
-from torch.distributed.fsdp import FullyShardedDataParallel as FSDP  # noqa: E402
-from torch.distributed.fsdp import ShardingStrategy  # noqa: E402
-from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy  # noqa: E402
+from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+from torch.distributed.fsdp import ShardingStrategy
+from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
 
-from workbench.models.mae import MAEBlock, MaskedAutoencoderViT, get_config  # noqa: E402
+from workbench.models.mae import MAEBlock, MaskedAutoencoderViT, get_config
 
-pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("torch_one_thread")]
+pytestmark = [pytest.mark.torch, pytest.mark.cluster, pytest.mark.usefixtures("torch_one_thread")]
 
 STEPS = 3
 

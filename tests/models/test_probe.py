@@ -5,18 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed on this leg; the torch leg runs it"
+)
 
-from workbench.errors import DimensionError  # noqa: E402
-from workbench.models.mae import MaskedAutoencoderViT, get_config  # noqa: E402
-from workbench.models.probe import (  # noqa: E402
+from workbench.errors import DimensionError
+from workbench.models.mae import MaskedAutoencoderViT, get_config
+from workbench.models.probe import (
     LinearProbe,
     extract_features,
     fit_linear_probe,
     fit_linear_probe_features,
 )
 
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
+pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("torch_one_thread")]
 
 
 def _blobs(n: int, labels: tuple[int, ...], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed on this leg; the torch leg runs it"
+)
 
-from workbench.errors import DimensionError  # noqa: E402
-from workbench.models.unet import UNet, ndmi  # noqa: E402
+from workbench.errors import DimensionError
+from workbench.models.unet import UNet, ndmi
 
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
+pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("torch_one_thread")]
 
 
 @pytest.mark.parametrize(

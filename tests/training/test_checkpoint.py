@@ -12,15 +12,19 @@ import pytest
 
 from workbench.errors import DataReadError
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed on this leg; the torch leg runs it"
+)
 
-from workbench.models import NDVIRegressor  # noqa: E402
-from workbench.training.checkpoint import (  # noqa: E402
+from workbench.models import NDVIRegressor
+from workbench.training.checkpoint import (
     find_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
-from workbench.training.strategies import WorkerTask, run_worker  # noqa: E402
+from workbench.training.strategies import WorkerTask, run_worker
+
+pytestmark = pytest.mark.torch
 
 
 def test_roundtrip_replaces_whole_and_leaves_no_temporary(tmp_path):

@@ -6,10 +6,14 @@ import pytest
 
 from workbench.errors import DimensionError
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed on this leg; the torch leg runs it"
+)
 
-from workbench.models import NDVIRegressor, chip_ndvi  # noqa: E402
-from workbench.models.cnn import chip_mean_mse  # noqa: E402
+from workbench.models import NDVIRegressor, chip_ndvi
+from workbench.models.cnn import chip_mean_mse
+
+pytestmark = pytest.mark.torch
 
 
 def test_structure_conv_cells_then_two_linear_layers():

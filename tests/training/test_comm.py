@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-torch = pytest.importorskip("torch")
-import torch.distributed as dist  # noqa: E402
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed on this leg; the torch leg runs it"
+)
+import torch.distributed as dist
 
-from workbench.training.comm import (  # noqa: E402
+from workbench.training.comm import (
     CommCounter,
     count_collectives,
     ddp_counting_hook,
     wire_bytes,
 )
+
+pytestmark = pytest.mark.torch
 
 
 @pytest.mark.parametrize(

@@ -7,15 +7,19 @@ import pytest
 
 from workbench.errors import GeocodeError, TrainingError
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed on this leg; the torch leg runs it"
+)
 
-from workbench.training.data import (  # noqa: E402
+from workbench.training.data import (
     epoch_batches,
     group_by_code,
     sample_geocodes,
     shard_indices,
     subset,
 )
+
+pytestmark = pytest.mark.torch
 
 
 @pytest.mark.parametrize("world", [1, 2, 3])

@@ -13,15 +13,19 @@ import pytest
 
 from workbench.errors import TrainingError
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed on this leg; the torch leg runs it"
+)
 
-from workbench.models import NDVIRegressor  # noqa: E402
-from workbench.models.cnn import chip_mean_mse  # noqa: E402
-from workbench.training.checkpoint import load_checkpoint  # noqa: E402
-from workbench.training.data import group_by_code, materialize  # noqa: E402
-from workbench.training.lockstep import run_lockstep, warm_start_levels  # noqa: E402
-from workbench.training.ndvi import holdout_split  # noqa: E402
-from workbench.training.strategies import PartitionJob, WorkerTask, run_worker  # noqa: E402
+from workbench.models import NDVIRegressor
+from workbench.models.cnn import chip_mean_mse
+from workbench.training.checkpoint import load_checkpoint
+from workbench.training.data import group_by_code, materialize
+from workbench.training.lockstep import run_lockstep, warm_start_levels
+from workbench.training.ndvi import holdout_split
+from workbench.training.strategies import PartitionJob, WorkerTask, run_worker
+
+pytestmark = pytest.mark.torch
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,14 @@ import pytest
 from workbench.errors import TrainingError
 from workbench.metering.events import StepEvent
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed on this leg; the torch leg runs it"
+)
 
-from workbench.models import NDVIRegressor  # noqa: E402
-from workbench.training.loop import evaluate, train  # noqa: E402
+from workbench.models import NDVIRegressor
+from workbench.training.loop import evaluate, train
+
+pytestmark = pytest.mark.torch
 
 
 def _batches(data, bs):

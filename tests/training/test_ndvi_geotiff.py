@@ -7,9 +7,16 @@ import pytest
 
 from workbench.data.samples import sample_path
 from workbench.errors import DataReadError
+
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed on this leg; the torch leg runs it"
+)
 from workbench.training.ndvi import ndvi_holdout, s2_geotiff_ndvi_chips, s2_ndvi_chips
 
 pytest.importorskip("torch")
+
+
+pytestmark = pytest.mark.torch
 
 
 def test_geotiff_chips_match_the_netcdf_chips():

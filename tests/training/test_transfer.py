@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed on this leg; the torch leg runs it"
+)
 from workbench.training.data import group_by_code
 from workbench.training.transfer import (
     GLCM_PROPERTIES,
@@ -14,6 +17,8 @@ from workbench.training.transfer import (
     to_gray_levels,
     transfer_plan,
 )
+
+pytestmark = pytest.mark.torch
 
 
 def test_eighteen_values_property_major():

@@ -15,6 +15,7 @@ from workbench.testing import requires
 
 pytestmark = requires("ipyleaflet")
 
+pytest.importorskip("ipyleaflet", reason="the jupyter extra is not installed")
 aoi_mod = pytest.importorskip("workbench.widgets.aoi")
 AOIMap = aoi_mod.AOIMap
 geojson_mod = pytest.importorskip("workbench.widgets._geojson")

@@ -14,6 +14,7 @@ from workbench.testing import requires
 
 pytestmark = requires("anywidget")
 
+pytest.importorskip("anywidget", reason="the jupyter extra is not installed")
 gallery_mod = pytest.importorskip("workbench.widgets.gallery")
 ChipGallery = gallery_mod.ChipGallery
 PIL_Image = pytest.importorskip("PIL.Image")

@@ -53,6 +53,7 @@ from workbench.chips.stream import ChipStream
 from workbench.errors import ChipSpecError, EmptyChipError, GeocodeError
 
 if TYPE_CHECKING:
+    from workbench.chips.batches import ChipBatches
     from workbench.chips.torch import ChipDataset, ChipLoader
 
 __all__ = ["ChipSet"]
@@ -352,6 +353,19 @@ class ChipSet:
             )
         return self.select(keep)
 
+    def batches(self, batch_size: int, **kwargs: Any) -> ChipBatches:
+        """Iterate over batches of chips as NumPy/CuPy arrays ``(B, C, *input_dims)``.
+
+        The same stream as :meth:`to_torch` (same plan, order and shuffle), without a
+        framework: for NumPy, JAX or anything that takes arrays. See
+        :class:`workbench.chips.batches.ChipBatches` for the keywords (``shuffle``,
+        ``seed``, ``rank``, ``world_size``, ``drop_last``, ``targets``, ``order``,
+        ``window``, ``cache_bytes``, ``dtype``, ``transform``).
+        """
+        from workbench.chips.batches import ChipBatches
+
+        return ChipBatches(self, batch_size, **kwargs)
+
     def to_torch(
         self,
         batch_size: int,
@@ -366,11 +380,13 @@ class ChipSet:
     ) -> ChipLoader:
         """Iterate over batches of chips as torch tensors ``(B, C, *input_dims)``.
 
-        With ``targets``, batches are ``(x, y)`` pairs.
+        With ``targets``, batches are ``(x, y)`` pairs. Floating data arrives as
+        ``float32`` (``dtype=None`` keeps the data's dtype); ``transform=fn`` is applied to
+        every whole batch on its device (``fn(x)`` or ``fn(x, y)``) before it is yielded.
 
         See :class:`workbench.chips.torch.ChipLoader` for the parameters (``order=``,
-        ``window=``, ``cache_bytes=`` as keywords) and :mod:`workbench.chips.plan` for the
-        order, shuffle and DDP shard/pad policy.
+        ``window=``, ``cache_bytes=``, ``dtype=``, ``transform=`` as keywords) and
+        :mod:`workbench.chips.plan` for the order, shuffle and DDP shard/pad policy.
         """
         from workbench.chips.torch import ChipLoader
 
@@ -387,14 +403,17 @@ class ChipSet:
             **kwargs,
         )
 
-    def torch_dataset(self, targets: Sequence[Hashable] | None = None) -> ChipDataset:
+    def torch_dataset(
+        self, targets: Sequence[Hashable] | None = None, dtype: Any = "auto"
+    ) -> ChipDataset:
         """Return a map-style :class:`torch.utils.data.Dataset` of chips ``(C, *input_dims)``.
 
-        Items are ``(x, y)`` pairs when ``targets`` are given.
+        Items are ``(x, y)`` pairs when ``targets`` are given; floating data is
+        ``float32`` unless ``dtype`` says otherwise.
         """
         from workbench.chips.torch import ChipDataset
 
-        return ChipDataset(self, targets=targets)
+        return ChipDataset(self, targets=targets, dtype=dtype)
 
     def preview(
         self, n: int = 64, bands: Any = None, stretch: str = "percentile", **kwargs: Any

@@ -235,7 +235,7 @@ def composite(
 
     if dim in ds.indexes and np.issubdtype(ds.indexes[dim].dtype, np.datetime64):
         times = np.asarray(ds.indexes[dim].values)
-        src = np.where(to_numpy(has_obs), times[to_numpy(idx)], np.datetime64("NaT"))
+        src = np.where(to_numpy(has_obs), times[to_numpy(idx)], np.array("NaT", dtype=times.dtype))
     else:
         src = np.where(to_numpy(has_obs), to_numpy(idx), -1)
     out_vars["source_time"] = xr.DataArray(

@@ -114,6 +114,22 @@ class _ChunksV2(_Chunks):
         return np.asarray(flat.reshape(self.chunks, order=self.meta.order))
 
 
+def _is_regular_grid(meta: Any) -> bool:
+    """Whether a Zarr v3 array has a regular chunk grid, read from its spec-level JSON.
+
+    The grid's Python class moved between releases (``RegularChunkGrid`` in zarr 3.1,
+    ``RegularChunkGridMetadata`` from 3.2); its JSON form is the format's own and stable.
+    """
+    to_dict = getattr(meta.chunk_grid, "to_dict", None)
+    grid = to_dict() if callable(to_dict) else None
+    return isinstance(grid, dict) and grid.get("name") == "regular"
+
+
+def _decodes_sync(codec: Any, protocol: type) -> bool:
+    """Whether ``codec`` decodes without an event loop (zarr's ``_sync_capable`` opt-out too)."""
+    return isinstance(codec, protocol) and bool(getattr(codec, "_sync_capable", True))
+
+
 def _chunks_of(array: Any) -> _Chunks | None:
     """Return a synchronous chunk decoder for ``array``, or None when it has no sync path."""
     from zarr.abc.codec import SupportsSyncCodec
@@ -132,13 +148,11 @@ def _chunks_of(array: Any) -> _Chunks | None:
     meta = array.metadata
     if meta.zarr_format == 2:
         return _ChunksV2(array)
-    from zarr.core.chunk_grids import RegularChunkGrid
-
-    if not isinstance(meta.chunk_grid, RegularChunkGrid) or array.shards is not None:
+    if not _is_regular_grid(meta) or array.shards is not None:
         return None
     pipeline = getattr(array.async_array, "codec_pipeline", None)
     codecs = list(pipeline) if pipeline is not None else []
-    if not codecs or not all(isinstance(c, SupportsSyncCodec) for c in codecs):
+    if not codecs or not all(_decodes_sync(c, SupportsSyncCodec) for c in codecs):
         return None
     return _ChunksV3(array, codecs)
 
