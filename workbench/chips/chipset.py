@@ -35,7 +35,6 @@ Devices
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -50,7 +49,8 @@ from workbench.chips.plan import epoch_order, split_batches
 from workbench.chips.reader import TileReader
 from workbench.chips.source import ArraySource, as_names
 from workbench.chips.stream import ChipStream
-from workbench.errors import ChipSpecError, EmptyChipError, GeocodeError
+from workbench.errors import ChipSpecError, EmptyChipError
+from workbench.geo.schemes import get_scheme
 
 if TYPE_CHECKING:
     from workbench.chips.batches import ChipBatches
@@ -287,11 +287,9 @@ class ChipSet:
         precision : int
             Code length (geohash characters, quadkey zoom level).
         """
-        if scheme not in ("geohash", "quadkey"):
-            raise GeocodeError(f"unknown geocode scheme {scheme!r}; use 'geohash' or 'quadkey'")
-        module = importlib.import_module(f"workbench.geo.{scheme}")
+        codes = get_scheme(scheme)
         lon, lat = self.centers()
-        return np.asarray(module.encode(lat, lon, precision)).reshape(-1)
+        return np.asarray(codes.encode(lat, lon, precision)).reshape(-1)
 
     # -- pixels -----------------------------------------------------------------------------
     def _chip_stream(self) -> ChipStream:
