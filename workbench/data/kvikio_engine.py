@@ -14,9 +14,24 @@ own namespace (``cupy`` on the GPU). xarray's CF decoders call ``np.array(...)``
 would fail on CuPy arrays, which is why decoding is done here. The same code runs on
 the CPU with a no-op read context (the test suite exercises it that way).
 
+Decoding on the GPU (``decode="auto"``, the default): where every codec of a variable is
+one the chunk decoder knows (:mod:`workbench.data.decode_plan`), workbench reads its
+encoded chunks itself and decodes each codec where it can run: the compressors that the
+installed nvCOMP decompresses (zstd, numcodecs' lz4, gzip) as one batched call on the
+GPU, any other (blosc, zlib, the crc32c checksum ...) with the codec's own decoder on the
+host, the byte view and transpose in CuPy (:class:`~workbench.data.device_decode.ChunkDecoder`).
+At open, nvCOMP's output on the first written chunk is compared with the host codec's;
+a compressor it cannot decode falls back to the host, with the reason. Other chains
+(sharding, Zarr v2 filters, unknown codecs) and ``decode="zarr"`` read through zarr's own
+pipeline into GPU buffers. ``decode="host"`` decodes every compressor on the host.
+Each variable says how it decodes in ``encoding["workbench_decode"]`` (e.g.
+``'chunks: zstd@gpu > bytes@gpu'``) and why not on the GPU in
+``encoding["workbench_decode_reason"]``; :func:`decode_routes` collects them.
+
 Values of a dataset opened this way live on the GPU: use ``da.data`` (a CuPy array)
 or ``ds.as_numpy()``; ``da.values`` raises because CuPy refuses implicit copies.
-Reads toggle zarr's (process-global) buffer config for their duration.
+Reads through zarr's pipeline toggle zarr's (process-global) buffer config for their
+duration.
 
 Examples
 --------
@@ -29,10 +44,12 @@ True
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -42,19 +59,34 @@ from xarray.core import indexing
 
 from workbench._array import array_namespace
 from workbench._optional import has_gpu, has_module, lazy_import
-from workbench.errors import GPUUnavailableError
+from workbench.data.decode_plan import DecodePlan, codec_configs, plan_decode, zarr_plan
+from workbench.data.device_decode import (
+    BatchDecoder,
+    ChunkDecoder,
+    nvcomp_decoders,
+    probe_plan,
+    zarr_array_of,
+)
+from workbench.data.zarr_sync import _is_regular_grid
+from workbench.errors import DataReadError, GPUUnavailableError
 
 __all__ = [
     "KvikioBackendEntrypoint",
     "DeviceArray",
     "CFDecoding",
     "device_reads",
+    "decode_routes",
+    "DECODE_MODES",
     "gpu_route_available",
     "gpu_unavailable_reason",
     "require_gpu",
 ]
 
 ReadContext = Callable[[], contextlib.AbstractContextManager[Any]]
+
+#: Values of ``decode``: ``"auto"`` (compressors on the GPU where nvCOMP decodes them),
+#: ``"host"`` (every compressor on the host), ``"zarr"`` (zarr's own pipeline).
+DECODE_MODES = ("auto", "host", "zarr")
 
 
 def gpu_unavailable_reason() -> str | None:
@@ -175,6 +207,9 @@ class DeviceArray(BackendArray):
         CF decoding applied after the read, in the result's namespace.
     to_device : callable, optional
         Applied to each read result (``cupy.asarray`` when ``source`` yields host arrays).
+    reader : callable, optional
+        Reads an outer-indexing key itself (a :meth:`ChunkDecoder.read`); then ``source``
+        and ``read_context`` are not used.
     """
 
     def __init__(
@@ -185,7 +220,9 @@ class DeviceArray(BackendArray):
         read_context: ReadContext,
         decoding: CFDecoding | None = None,
         to_device: Callable[[Any], Any] | None = None,
+        reader: Callable[[tuple[Any, ...]], Any] | None = None,
     ) -> None:
+        self.reader = reader
         self.source = source
         self.shape = shape
         self.dtype = np.dtype(dtype)
@@ -199,13 +236,48 @@ class DeviceArray(BackendArray):
         )
 
     def _raw_indexing_method(self, key: tuple[Any, ...]) -> Any:
-        with self.read_context():
-            out = self.source.oindex[indexing.OuterIndexer(key)].get_duck_array()
+        if self.reader is not None:
+            out = self.reader(key)
+        else:
+            with self.read_context():
+                out = self.source.oindex[indexing.OuterIndexer(key)].get_duck_array()
         if self.to_device is not None:
             out = self.to_device(out)
         if self.decoding is not None:
             out = self.decoding(out)
         return out
+
+
+def _chunk_route(
+    raw: xr.Variable,
+    decoders: Mapping[str, BatchDecoder],
+    device: tuple[ModuleType, Callable[[Any], Any], Callable[[Any], Any]],
+    probed: dict[str, DecodePlan],
+) -> tuple[ChunkDecoder | None, DecodePlan | None]:
+    """Return the chunk decoder of one raw variable and its plan (probed once per chain)."""
+    array = zarr_array_of(raw)
+    if array is None:
+        return None, None
+    fmt, chain = codec_configs(array)
+    dtype = np.dtype(array.dtype)
+    if dtype.hasobject or dtype.itemsize == 0:
+        return None, zarr_plan(chain, f"{dtype} values are decoded by zarr")
+    if fmt == 3 and not _is_regular_grid(array.metadata):
+        return None, zarr_plan(chain, "an irregular chunk grid is decoded by zarr")
+    plan = plan_decode(chain, gpu_codecs=decoders.keys(), zarr_format=fmt)
+    if plan.reader != "chunks":
+        return None, plan
+    xp, to_device, to_host = device
+    key = json.dumps([fmt, chain, str(dtype)], sort_keys=True, default=str)
+    if plan.gpu_compressors and key not in probed:
+        reader = ChunkDecoder(array, plan, decoders, xp=xp, to_device=to_device, to_host=to_host)
+        host_plan = plan
+        for name in plan.gpu_compressors:
+            host_plan = host_plan.on_host(name, "reference")
+        probed[key] = probe_plan(reader, ChunkDecoder(array, host_plan))
+    plan = probed.get(key, plan)
+    reader = ChunkDecoder(array, plan, decoders, xp=xp, to_device=to_device, to_host=to_host)
+    return reader, plan
 
 
 def device_reads(
@@ -214,6 +286,9 @@ def device_reads(
     *,
     read_context: ReadContext,
     to_device: Callable[[Any], Any],
+    decoders: Mapping[str, BatchDecoder] | None = None,
+    xp: ModuleType = np,
+    to_host: Callable[[Any], Any] = np.asarray,
 ) -> xr.Dataset:
     """Replace the numeric data variables of ``decoded`` by :class:`DeviceArray` reads.
 
@@ -222,26 +297,54 @@ def device_reads(
     decoded, raw : xarray.Dataset
         The same store opened lazily with and without ``mask_and_scale``.
     read_context : callable returning a context manager
-        Wraps each read (``zarr.config.enable_gpu``; ``contextlib.nullcontext`` on the CPU).
+        Wraps each read through zarr's pipeline (``zarr.config.enable_gpu``;
+        ``contextlib.nullcontext`` on the CPU).
     to_device : callable
         Moves a host array to the device (``cupy.asarray``); used for variables whose
-        encoding is decoded on the host (``_Unsigned``, ...).
+        encoding is decoded on the host (``_Unsigned``, ...) and by the chunk decoder.
+    decoders : mapping, optional
+        Device decoders by compressor name (:func:`~workbench.data.device_decode.nvcomp_decoders`;
+        empty: every compressor on the host). None: every variable reads through zarr's
+        pipeline in ``read_context`` (``decode="zarr"``).
+    xp, to_host : module, callable
+        The device's array namespace and the move back to the host (``cupy``,
+        ``cupy.asnumpy``); NumPy by default, as the test suite runs it.
 
     Returns
     -------
     xarray.Dataset
-        Lazily indexed (no data read), same coordinates and attributes.
+        Lazily indexed (no data read, but one chunk per codec chain that the device
+        decodes, to check it), same coordinates and attributes; each numeric variable's
+        ``encoding`` has ``workbench_decode`` (its route) and ``workbench_decode_reason``.
     """
     out = decoded.copy()
+    probed: dict[str, DecodePlan] = {}
     for name, var in decoded.data_vars.items():
         if var.dtype.kind not in "biufc" or name not in raw:
             continue  # strings, datetimes: stay on the host
-        encoding = var.encoding
+        encoding = dict(var.encoding)
         host_decoded = "_Unsigned" in encoding or var.dtype.kind == "b"
+        reader: ChunkDecoder | None = None
+        plan: DecodePlan | None = None
+        if not host_decoded and decoders is not None:
+            reader, plan = _chunk_route(
+                raw[name].variable, decoders, (xp, to_device, to_host), probed
+            )
         if host_decoded:
             array = DeviceArray(
                 var.variable._data, var.shape, var.dtype, contextlib.nullcontext, None, to_device
             )
+            route, reason = "xarray: decoded on the host", "_Unsigned or boolean values"
+        elif reader is not None and plan is not None:
+            array = DeviceArray(
+                None,
+                var.shape,
+                var.dtype,
+                contextlib.nullcontext,
+                CFDecoding.from_encoding(encoding, var.dtype),
+                reader=reader.read,
+            )
+            route, reason = plan.route, plan.reason
         else:
             array = DeviceArray(
                 raw[name].variable._data,
@@ -250,10 +353,42 @@ def device_reads(
                 read_context,
                 CFDecoding.from_encoding(encoding, var.dtype),
             )
-        out[name] = xr.Variable(
-            var.dims, indexing.LazilyIndexedArray(array), var.attrs, var.encoding
-        )
+            if plan is None:
+                array_ = zarr_array_of(raw[name].variable)
+                why = "asked for (decode='zarr')" if decoders is None else "not a plain Zarr array"
+                plan = zarr_plan(codec_configs(array_)[1], why) if array_ is not None else None
+            route = plan.route if plan is not None else "zarr"
+            reason = plan.reason if plan is not None else "not a plain Zarr array"
+        encoding["workbench_decode"] = route
+        encoding["workbench_decode_reason"] = reason
+        out[name] = xr.Variable(var.dims, indexing.LazilyIndexedArray(array), var.attrs, encoding)
     return out
+
+
+def decode_routes(ds: xr.Dataset) -> dict[str, str]:
+    """Each data variable's decode route, as the GPU route recorded it.
+
+    Examples
+    --------
+    >>> from workbench.data.synthetic import era5_like
+    >>> decode_routes(era5_like(time=1, lat=2, lon=2))
+    {}
+    """
+    return {
+        str(name): str(var.encoding["workbench_decode"])
+        for name, var in ds.data_vars.items()
+        if "workbench_decode" in var.encoding
+    }
+
+
+def _device_decoders(decode: str) -> dict[str, BatchDecoder]:
+    """Return nvCOMP's decoders for ``decode="auto"`` where its package loads, else none."""
+    if decode != "auto" or not has_module("nvidia.nvcomp"):
+        return {}
+    try:
+        return nvcomp_decoders()
+    except (ImportError, OSError):  # the package is there but its library does not load
+        return {}
 
 
 def _gpu_store(filename_or_obj: Any, use_gds: bool) -> Any:
@@ -288,6 +423,7 @@ class KvikioBackendEntrypoint(BackendEntrypoint):
         "consolidated",
         "zarr_format",
         "use_gds",
+        "decode",
     )
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
@@ -309,14 +445,25 @@ class KvikioBackendEntrypoint(BackendEntrypoint):
         consolidated: bool | None = None,
         zarr_format: int | None = None,
         use_gds: bool = True,
+        decode: str = "auto",
     ) -> xr.Dataset:
         """Open a Zarr store lazily; reads return CuPy arrays.
+
+        ``use_gds`` opens a local store through kvikIO's ``GDSStore`` for the reads that
+        go through zarr's pipeline; ``decode`` is one of :data:`DECODE_MODES` (module notes).
 
         Raises
         ------
         GPUUnavailableError
             Without a CUDA device, CuPy and kvikIO.
+        DataReadError
+            For a ``decode`` that is none of :data:`DECODE_MODES`.
         """
+        if decode not in DECODE_MODES:
+            raise DataReadError(
+                f"decode={decode!r} is not a decode mode: use one of "
+                f"{', '.join(map(repr, DECODE_MODES))}"
+            )
         require_gpu()
         zarr = lazy_import("zarr")
         cupy = lazy_import("cupy", extra="gpu", purpose="engine='kvikio'")
@@ -337,7 +484,15 @@ class KvikioBackendEntrypoint(BackendEntrypoint):
         }
         decoded = xr.open_dataset(store, mask_and_scale=mask_and_scale, **common)
         raw = xr.open_dataset(store, mask_and_scale=False, **common)
-        ds = device_reads(decoded, raw, read_context=zarr.config.enable_gpu, to_device=cupy.asarray)
+        ds = device_reads(
+            decoded,
+            raw,
+            read_context=zarr.config.enable_gpu,
+            to_device=cupy.asarray,
+            decoders=None if decode == "zarr" else _device_decoders(decode),
+            xp=cupy,
+            to_host=cupy.asnumpy,
+        )
 
         def close() -> None:
             decoded.close()
