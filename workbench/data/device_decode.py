@@ -83,19 +83,38 @@ class _NvcompDecoder:
             self._local.codec = codec
         return codec
 
-    def __call__(self, chunks: list[Any], nbytes: int | None) -> list[Any]:
-        skip = self._SKIP.get(self.name, 0)
-        srcs = self.nvcomp.as_arrays([c[skip:] for c in chunks])
-        if nbytes is None:
-            out = self._codec().decode(srcs)
-            return [
-                self.cupy.asarray(out[i]).view(self.cupy.uint8).copy() for i in range(len(chunks))
-            ]
-        buf = self.cupy.empty(len(chunks) * nbytes, dtype=self.cupy.uint8)
-        views = [buf[i * nbytes : (i + 1) * nbytes] for i in range(len(chunks))]
-        self._codec().decode(srcs, out=self.nvcomp.as_arrays(views))
-        self.cupy.cuda.get_current_stream().synchronize()
+    def _aligned(self, chunks: list[Any], align: int) -> list[Any]:
+        """Return the chunks at ``align``-byte addresses (nvCOMP's rule), packed anew if need be."""
+        cp = self.cupy
+        if all(c.data.ptr % align == 0 for c in chunks):
+            return chunks
+        offsets = np.cumsum([0] + [_round_up(c.size, align) for c in chunks]).tolist()
+        buf = cp.empty(offsets[-1], dtype=cp.uint8)
+        views = [buf[a : a + c.size] for a, c in zip(offsets, chunks, strict=False)]
+        for view, chunk in zip(views, chunks, strict=True):
+            view[...] = chunk
         return views
+
+    def __call__(self, chunks: list[Any], nbytes: int | None) -> list[Any]:
+        if not chunks:
+            return []
+        cp, codec = self.cupy, self._codec()
+        align = max(16, int(codec.get_required_decompression_alignment()))
+        skip = self._SKIP.get(self.name, 0)
+        srcs = self.nvcomp.as_arrays(self._aligned([c[skip:] for c in chunks], align))
+        if nbytes is None:
+            out = codec.decode(srcs)
+            return [cp.asarray(out[i]).view(cp.uint8).copy() for i in range(len(chunks))]
+        stride = _round_up(nbytes, align)
+        buf = cp.empty(stride * len(chunks), dtype=cp.uint8)
+        offsets = [i * stride for i in range(len(chunks))]
+        codec.decode(srcs, out=self.nvcomp.as_arrays(buf, offsets, [nbytes] * len(chunks)))
+        cp.cuda.get_current_stream().synchronize()
+        return [buf[o : o + nbytes] for o in offsets]
+
+
+def _round_up(n: int, align: int) -> int:
+    return -(-int(n) // align) * align
 
 
 def nvcomp_decoders(names: Iterable[str] = GPU_ALGORITHMS) -> dict[str, BatchDecoder]:
@@ -282,9 +301,13 @@ class ChunkDecoder:
         if to == "cpu":
             return [self.to_host(x) for x in items]
         if all(isinstance(x, np.ndarray) and x.ndim == 1 and x.dtype == np.uint8 for x in items):
-            sizes = np.cumsum([0] + [x.size for x in items])
-            flat = self.to_device(np.concatenate(items) if items else np.empty(0, np.uint8))
-            return [flat[a:b] for a, b in itertools.pairwise(sizes.tolist())]
+            # one copy for the batch, each chunk at a 16-byte address (what nvCOMP asks for)
+            starts = np.cumsum([0] + [_round_up(x.size, 16) for x in items]).tolist()
+            flat = np.empty(starts[-1], np.uint8)
+            for start, x in zip(starts, items, strict=False):
+                flat[start : start + x.size] = x
+            dev = self.to_device(flat)
+            return [dev[a : a + x.size] for a, x in zip(starts, items, strict=False)]
         return [self.to_device(x) for x in items]
 
     def decode(self, encoded: list[np.ndarray[Any, Any]]) -> list[Any]:

@@ -449,8 +449,9 @@ class KvikioBackendEntrypoint(BackendEntrypoint):
     ) -> xr.Dataset:
         """Open a Zarr store lazily; reads return CuPy arrays.
 
-        ``use_gds`` opens a local store through kvikIO's ``GDSStore`` for the reads that
-        go through zarr's pipeline; ``decode`` is one of :data:`DECODE_MODES` (module notes).
+        ``decode`` is one of :data:`DECODE_MODES` (module notes); with ``decode="zarr"``,
+        ``use_gds`` opens a local store through kvikIO's ``GDSStore`` (GPUDirect Storage
+        reads into GPU buffers, or kvikIO's POSIX fallback).
 
         Raises
         ------
@@ -467,7 +468,8 @@ class KvikioBackendEntrypoint(BackendEntrypoint):
         require_gpu()
         zarr = lazy_import("zarr")
         cupy = lazy_import("cupy", extra="gpu", purpose="engine='kvikio'")
-        store = _gpu_store(filename_or_obj, use_gds)
+        # the chunk decoder reads encoded bytes on the host itself; GDS reads serve zarr's pipeline
+        store = _gpu_store(filename_or_obj, use_gds and decode == "zarr")
         common: dict[str, Any] = {
             "engine": "zarr",
             "chunks": None,
