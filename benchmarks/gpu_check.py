@@ -20,14 +20,14 @@ carried wheels into a temporary folder, then runs the phases of :mod:`benchmarks
 and writes ``gpu.json`` (and the tests' log and JUnit XML, the preview PNG) under ``$OUT``.
 
 ``python -m benchmarks.gpu_check report FILE`` copies a device run's ``gpu.json`` to
-``benchmarks/results/gpu.json`` and prints the README's table of it.
+``benchmarks/results/gpu.json`` and prints the README's table of it
+(:mod:`benchmarks.gpu_report`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import platform
 import re
@@ -40,11 +40,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks import gpu_bench
+from benchmarks import gpu_bench, gpu_report
 
 ROOT = Path(__file__).resolve().parent.parent
 WHEELS = ROOT / ".gpu-wheels"
-RESULT = ROOT / "benchmarks" / "results" / "gpu.json"
 DRY_RUN_OUT = ROOT / "artifacts" / "gpu-check"
 
 #: What the GPU machine lacks, pinned to versions checked to install together (Python 3.12,
@@ -289,13 +288,6 @@ def _install_and_reexec(argv: list[str]) -> int:
     return subprocess.call([sys.executable, "-m", "benchmarks.gpu_check", *argv], cwd=ROOT, env=env)
 
 
-def _write(path: Path, result: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=str))
-    tmp.replace(path)
-
-
 def device(out: Path, *, dry_run: bool, quick: bool, budget_s: float) -> dict[str, Any]:
     """Run every phase (:mod:`benchmarks.gpu_bench`); return and write ``out/gpu.json``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -309,82 +301,20 @@ def device(out: Path, *, dry_run: bool, quick: bool, budget_s: float) -> dict[st
     }
     _log(f"phases, {result['environment']['gpu_route']}")
     left = max(30.0, min(240.0, deadline - time.monotonic() - 150))
-    result["gpu_tests"] = gpu_bench._guard("gpu_tests", lambda: gpu_bench.gpu_tests(out, left))
     size = "quick" if quick else "full"
-    result["read"] = gpu_bench._guard("read", lambda: gpu_bench.read(size, deadline))
-    result["zero_copy"] = gpu_bench._guard("zero_copy", gpu_bench.zero_copy)
-    result["preview"] = gpu_bench._guard("preview", lambda: gpu_bench.preview(out))
-    result["seconds"] = round(budget_s - (deadline - time.monotonic()), 1)
-    _write(out / "gpu.json", result)
-    print("\n".join(table(result)), flush=True)
-    return result
-
-
-# -- the README table ----------------------------------------------------------------------------
-def _cell(entry: dict[str, Any] | None, ref: float | None = None) -> tuple[str, str, str]:
-    if not entry:
-        return "not run", "", ""
-    if "seconds" not in entry:
-        return str(entry.get("skipped") or entry.get("error") or "not run")[:80], "", ""
-    ratio = f"{ref / entry['seconds']:.2f}x" if ref else ""
-    rate = f"{entry['gb_per_s']:.2f}" if "gb_per_s" in entry else f"{entry['chips_per_s']:,.0f}"
-    return f"{entry['seconds']:.3f}", rate, ratio
-
-
-def table(result: dict[str, Any]) -> list[str]:
-    """Markdown rows of a ``gpu.json``: the routes, chips/s, tests, zero copy, preview."""
-    env = {
-        k: ("missing" if str(v).startswith("not importable") else v)
-        for k, v in result.get("environment", {}).items()
+    phases = {
+        "gpu_tests": lambda: gpu_bench.gpu_tests(out, left),
+        "read": lambda: gpu_bench.read(size, deadline),
+        "zero_copy": gpu_bench.zero_copy,
+        "preview": lambda: gpu_bench.preview(out),
     }
-    read = result.get("read", {})
-    ref = read.get("cpu_zarr", {}).get("seconds")
-    store = read.get("store", {})
-    lines = [
-        f"GPU check{' (dry run: no GPU numbers)' if result.get('dry_run') else ''}: "
-        f"{env.get('device', 'no CUDA device')}, Python {env.get('python')}, "
-        f"zarr {env.get('zarr')}, cupy {env.get('cupy')}, kvikio {env.get('kvikio')}, "
-        f"nvCOMP {env.get('nvidia.nvcomp')}, "
-        f"torch {env.get('torch')}; store {store.get('shape')} chunks {store.get('chunks')}, "
-        f"{store.get('decoded_gb', 0):.2f} GB decoded, page cache hot",
-        "",
-        "| route (whole variables into memory) | median s | GB/s | vs CPU zarr route |",
-        "| --- | --- | --- | --- |",
-    ]
-    rows = [
-        ("CPU zarr route (NumPy)", "cpu_zarr"),
-        ("CPU zarr route, then copied to the GPU", "cpu_zarr_to_gpu"),
-        ("GPU route, nvCOMP decode (`engine='kvikio'`)", "gpu_kvikio"),
-        ("GPU route, host decode (`decode='host'`)", "gpu_kvikio_host_decode"),
-        ("GPU route, zarr's pipeline (`decode='zarr'`, the blog's)", "gpu_kvikio_zarr_pipeline"),
-    ]
-    for label, key in rows:
-        lines.append("| {} | {} | {} | {} |".format(label, *_cell(read.get(key), ref)))
-    lines += ["", "| chips (64 x 64, batches of 64) | s | chips/s | |", "| --- | --- | --- | --- |"]
-    for label, key in (
-        ("workbench chips, CPU route", "chips_cpu"),
-        ("workbench chips, GPU route", "chips_gpu"),
-        ("xbatcher, CPU route", "xbatcher_cpu"),
-        ("xbatcher, GPU route", "xbatcher_gpu"),
-    ):
-        lines.append("| {} | {} | {} | {} |".format(label, *_cell(read.get(key))))
-    tests = result.get("gpu_tests", {})
-    zero = result.get("zero_copy", {})
-    prev = result.get("preview", {})
-    lines += [
-        "",
-        f"- gpu tests: {tests.get('passed', '?')} passed, {tests.get('failures', '?')} failed, "
-        f"{tests.get('errors', '?')} errors, {tests.get('skipped', '?')} skipped"
-        + (f" ({tests['error']})" if "error" in tests else ""),
-        f"- decode routes: {read.get('decode_routes', read.get('gpu_routes', 'not run'))}",
-        f"- values equal to the CPU read: {read.get('values_equal', 'not run')}; "
-        f"goal (GPU route >= 2x CPU zarr route) met: {read.get('goal_met', 'not run')}",
-        f"- zero copy (torch batch and CuPy chip share one pointer): "
-        f"{zero.get('zero_copy', zero.get('skipped') or zero.get('error'))}",
-        f"- GPU preview: {prev.get('shape', prev.get('skipped') or prev.get('error'))}, "
-        f"max difference to the CPU render {prev.get('max_abs_diff_vs_cpu', '-')}",
-    ]
-    return lines
+    for name, phase in phases.items():
+        result[name] = gpu_bench._guard(name, phase)
+        result["seconds"] = round(budget_s - (deadline - time.monotonic()), 1)
+        # after each phase: a run stopped at its time limit keeps what it measured
+        gpu_report.write_json(out / "gpu.json", result)
+    print("\n".join(gpu_report.table(result)), flush=True)
+    return result
 
 
 # -- entry points --------------------------------------------------------------------------------
@@ -393,8 +323,8 @@ def prepare(out: Path, *, dry_run: bool) -> int:
     if not dry_run and gpu_bench._gpu_reason() is None:
         _log("a CUDA device is here: running the check itself")
         device(out, dry_run=False, quick=False, budget_s=DEVICE_BUDGET_S)
-        shutil.copyfile(out / "gpu.json", RESULT)
-        _log(f"-> {RESULT}")
+        shutil.copyfile(out / "gpu.json", gpu_report.RESULT)
+        _log(f"-> {gpu_report.RESULT}")
         return 0
     wheels = download()
     missing = closure(wheels)
@@ -417,7 +347,7 @@ def prepare(out: Path, *, dry_run: bool) -> int:
     if proc.returncode != 0:
         return proc.returncode
     call = {**run_call(), "travel_bytes": size["total"], "wheels": [w.name for w in wheels]}
-    _write(out / "run.json", call)
+    gpu_report.write_json(out / "run.json", call)
     print(
         "\nNo GPU here. The check is one call of the device tool:\n"
         f"  run(command={call['command']!r}, carry={call['carry']!r}, "
@@ -425,19 +355,6 @@ def prepare(out: Path, *, dry_run: bool) -> int:
         f"then: {call['then']}   (also in {out / 'run.json'})",
         flush=True,
     )
-    return 0
-
-
-def report(path: Path, *, allow_dry_run: bool = False) -> int:
-    """Copy a device run's ``gpu.json`` into the results and print the README table."""
-    result = json.loads(path.read_text())
-    if result.get("dry_run") and not allow_dry_run:
-        print(f"{path} is a dry run (no GPU numbers). Run it on the device: {run_call()}")
-        return 1
-    if not result.get("dry_run"):
-        _write(RESULT, result)
-        print(f"-> {RESULT}")
-    print("\n".join(table(result)))
     return 0
 
 
@@ -463,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "prepare":
         return prepare(args.out, dry_run=args.dry_run)
     if args.cmd == "report":
-        return report(args.path, allow_dry_run=args.allow_dry_run)
+        return gpu_report.report(args.path, allow_dry_run=args.allow_dry_run)
     if not args.dry_run and not os.environ.get("WORKBENCH_GPU_CHECK_SITE"):
         return _install_and_reexec(argv)
     out = args.out or Path(os.environ.get("OUT") or DRY_RUN_OUT)

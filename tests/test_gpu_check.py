@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import gpu_check
+from benchmarks import gpu_check, gpu_report
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,9 +88,9 @@ def test_the_rehearsal_measures_the_cpu_route_and_skips_the_gpu_with_reasons(dry
 
 def test_report_refuses_a_dry_run_and_prints_its_table_when_asked(dry_run, capsys):
     out, _, _ = dry_run
-    assert gpu_check.report(out / "gpu.json") == 1
+    assert gpu_report.report(out / "gpu.json") == 1
     assert "Run it on the device" in capsys.readouterr().out
-    assert gpu_check.report(out / "gpu.json", allow_dry_run=True) == 0
+    assert gpu_report.report(out / "gpu.json", allow_dry_run=True) == 0
     table = capsys.readouterr().out
     assert "dry run: no GPU numbers" in table
     assert "| CPU zarr route (NumPy) |" in table

@@ -166,3 +166,18 @@ def test_zarr_array_of_only_unindexed_lazy_variables(decode_stores):
     assert zarr_array_of(ds.t2m.variable).shape == (48, 33, 49)
     assert zarr_array_of(ds.t2m.isel(time=slice(1, 3)).variable) is None
     assert zarr_array_of(ds.t2m.load().variable) is None
+
+
+def test_the_cpu_route_says_zarr_decodes_on_the_host_and_writes_still_work(xcube_zarr, tmp_path):
+    from workbench import open_datacube
+
+    ds = open_datacube(xcube_zarr, engine="zarr")
+    routes = decode_routes(ds)
+    assert routes["conc_chl"] == "zarr: blosc@cpu > bytes@cpu"
+    assert set(routes) == set(ds.data_vars)
+    small = ds.isel(time=[0], lat=slice(0, 20), lon=slice(0, 30))
+    small.to_zarr(tmp_path / "copy.zarr", zarr_format=2, consolidated=False)  # keys not written
+    back = xr.open_dataset(tmp_path / "copy.zarr", **KW)
+    assert "workbench_decode" not in back.conc_chl.encoding
+    np.testing.assert_array_equal(back.conc_chl.values, small.conc_chl.values)
+    small.to_netcdf(tmp_path / "copy.nc")

@@ -3,10 +3,10 @@
 :class:`ChunkDecoder` reads the encoded chunks of a box of one Zarr array from its
 store (host bytes, read in parallel threads), then runs the plan's steps over the whole
 batch of chunks: a compressor on the device is one batched nvCOMP call
-(:func:`nvcomp_decoders`), a compressor on the host is the codec's own decoder (in
-parallel threads), the byte view and ``transpose`` are array operations in the device
-namespace. Data crosses between host and device only where two neighbouring steps run
-on different sides, in one copy per batch.
+(:func:`workbench.data.nvcomp_decode.nvcomp_decoders`), a compressor on the host is the
+codec's own decoder (in parallel threads), the byte view and ``transpose`` are array
+operations in the device namespace. Data crosses between host and device only where
+two neighbouring steps run on different sides, in one copy per batch.
 
 The device is whatever ``to_device`` and ``xp`` say: CuPy on the GPU route, NumPy in
 the test suite, where the same code runs with the host codecs as the "device" decoders.
@@ -29,18 +29,17 @@ import functools
 import itertools
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from workbench._optional import lazy_import
-from workbench.data.decode_plan import GPU_ALGORITHMS, DecodePlan
+from workbench.data.decode_plan import DecodePlan
 from workbench.errors import DataReadError
 
-__all__ = ["BatchDecoder", "ChunkDecoder", "nvcomp_decoders", "probe_plan", "zarr_array_of"]
+__all__ = ["BatchDecoder", "ChunkDecoder", "probe_plan", "zarr_array_of"]
 
 #: Decodes a batch of compressed 1-D uint8 device arrays; ``nbytes`` is each output's size
 #: when known (then outputs are written into one preallocated buffer).
@@ -61,77 +60,14 @@ def _map(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
     return list(_POOL.map(fn, items))
 
 
-class _NvcompDecoder:
-    """One compressor decoded by nvCOMP on the current CUDA device (a Codec per thread)."""
-
-    #: bytes before the codec's own stream: numcodecs' LZ4 stores the decoded size first
-    _SKIP: ClassVar[dict[str, int]] = {"lz4": 4}
-
-    def __init__(self, name: str, nvcomp: ModuleType, cupy: ModuleType) -> None:
-        self.name, self.nvcomp, self.cupy = name, nvcomp, cupy
-        self._local = threading.local()
-
-    def _codec(self) -> Any:
-        codec = getattr(self._local, "codec", None)
-        if codec is None:
-            codec = self.nvcomp.Codec(
-                algorithm=GPU_ALGORITHMS[self.name],
-                bitstream_kind=self.nvcomp.BitstreamKind.RAW,
-                device_id=self.cupy.cuda.Device().id,
-                cuda_stream=self.cupy.cuda.get_current_stream().ptr,
-            )
-            self._local.codec = codec
-        return codec
-
-    def _aligned(self, chunks: list[Any], align: int) -> list[Any]:
-        """Return the chunks at ``align``-byte addresses (nvCOMP's rule), packed anew if need be."""
-        cp = self.cupy
-        if all(c.data.ptr % align == 0 for c in chunks):
-            return chunks
-        offsets = np.cumsum([0] + [_round_up(c.size, align) for c in chunks]).tolist()
-        buf = cp.empty(offsets[-1], dtype=cp.uint8)
-        views = [buf[a : a + c.size] for a, c in zip(offsets, chunks, strict=False)]
-        for view, chunk in zip(views, chunks, strict=True):
-            view[...] = chunk
-        return views
-
-    def __call__(self, chunks: list[Any], nbytes: int | None) -> list[Any]:
-        if not chunks:
-            return []
-        cp, codec = self.cupy, self._codec()
-        align = max(16, int(codec.get_required_decompression_alignment()))
-        skip = self._SKIP.get(self.name, 0)
-        srcs = self.nvcomp.as_arrays(self._aligned([c[skip:] for c in chunks], align))
-        if nbytes is None:
-            out = codec.decode(srcs)
-            return [cp.asarray(out[i]).view(cp.uint8).copy() for i in range(len(chunks))]
-        stride = _round_up(nbytes, align)
-        buf = cp.empty(stride * len(chunks), dtype=cp.uint8)
-        offsets = [i * stride for i in range(len(chunks))]
-        codec.decode(srcs, out=self.nvcomp.as_arrays(buf, offsets, [nbytes] * len(chunks)))
-        cp.cuda.get_current_stream().synchronize()
-        return [buf[o : o + nbytes] for o in offsets]
-
-
 def _round_up(n: int, align: int) -> int:
     return -(-int(n) // align) * align
 
 
-def nvcomp_decoders(names: Iterable[str] = GPU_ALGORITHMS) -> dict[str, BatchDecoder]:
-    """Device decoders of nvCOMP (``nvidia-nvcomp-cu13``) for the compressors ``names``.
-
-    Raises
-    ------
-    MissingDependencyError
-        Without nvCOMP's Python package or CuPy.
-    """
-    nvcomp = lazy_import("nvidia.nvcomp", extra="gpu", purpose="decoding Zarr chunks on the GPU")
-    cupy = lazy_import("cupy", extra="gpu", purpose="decoding Zarr chunks on the GPU")
-    return {n: _NvcompDecoder(n, nvcomp, cupy) for n in names if n in GPU_ALGORITHMS}
-
-
 def zarr_array_of(variable: Any) -> Any:
     """Return the ``zarr.Array`` behind a lazily opened, unindexed variable, or None.
+
+    CF decoding wrappers (masking, scaling) are looked through: the array is the stored one.
 
     Examples
     --------
@@ -144,9 +80,10 @@ def zarr_array_of(variable: Any) -> Any:
     from xarray.backends.zarr import ZarrArrayWrapper
     from xarray.core import indexing
 
-    data = getattr(variable, "_data", None)
+    data: Any = getattr(variable, "_data", None)
     while True:
-        if isinstance(data, indexing.MemoryCachedArray | indexing.CopyOnWriteArray):
+        wrapper = isinstance(data, indexing.MemoryCachedArray | indexing.CopyOnWriteArray)
+        if wrapper or type(data).__name__ == "_ElementwiseFunctionArray":  # caches, CF decoding
             data = data.array
         elif type(data) is indexing.LazilyIndexedArray:
             if any(k != slice(None) for k in data.key.tuple):
