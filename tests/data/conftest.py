@@ -100,8 +100,6 @@ def write_stores(ds: xr.Dataset, root: Path) -> dict[str, Path]:
     paths = {}
     for name, (fmt, codecs) in DECODE_STORES.items():
         path = root / f"{name}.zarr"
-        if fmt == 2 and "filters" in codecs:
-            codecs = {**codecs, "filters": [codecs["filters"][0]]}
         encoding = {
             "t2m": {"chunks": DECODE_CHUNKS, **codecs},
             "t2m_packed": {
