@@ -47,6 +47,7 @@ from workbench._optional import has_module, lazy_import
 from workbench.data.kvikio_engine import (
     KvikioBackendEntrypoint,
     gpu_route_available,
+    mark_zarr_routes,
     require_gpu,
 )
 from workbench.errors import DataReadError, DimensionError, WorkbenchError
@@ -264,7 +265,8 @@ def _open_zarr(source: Any, gpu: bool, kwargs: dict[str, Any]) -> xr.Dataset:
             kwargs.setdefault("zarr_format", zarr_format)
     kwargs.setdefault("decode_coords", "all")
     engine: Any = KvikioBackendEntrypoint if gpu else "zarr"
-    return xr.open_dataset(source, engine=engine, **kwargs)
+    ds = xr.open_dataset(source, engine=engine, **kwargs)
+    return ds if gpu else mark_zarr_routes(ds)  # the GPU route records its own decode routes
 
 
 # h5netcdf first, and the `io` extra installs no netCDF4-python: netCDF4-C crashes the process
