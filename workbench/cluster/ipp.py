@@ -64,7 +64,7 @@ from workbench.cluster.launch import (
     WorkerInfo,
     call_worker,
 )
-from workbench.cluster.reaper import Reaper, tie_to_this_process
+from workbench.cluster.reaper import Reaper, process_tree, stop_processes, tie_to_this_process
 from workbench.cluster.schedulers import (
     LAUNCHERS,
     JobState,
@@ -255,7 +255,9 @@ class IpyparallelCluster:
             cluster.start_cluster_sync()
             client = cluster.connect_client_sync()
         except BaseException as exc:
+            tree = process_tree(sorted(_children() - before))
             _stop_quietly(cluster)
+            stop_processes(tree, grace_s=2.0)  # a controller stopped while it starts: its children
             if private:
                 shutil.rmtree(private, ignore_errors=True)
             if isinstance(exc, WorkbenchError | KeyboardInterrupt):
@@ -360,10 +362,10 @@ class IpyparallelCluster:
         self.info(ids)  # where each engine runs, asked once
         return ids
 
-    def _job_state(self, job: tuple[str, str]) -> JobState | None:
+    def _job_state(self, job: tuple[str, str], *, fresh: bool = False) -> JobState | None:
         """Return what the scheduler says of ``job`` (asked at most every few seconds)."""
         when, state = self._jobs.get(job, (-1e9, None))
-        if time.monotonic() - when >= _JOB_POLL_S:
+        if fresh or time.monotonic() - when >= _JOB_POLL_S:
             state = job_state(*job)
             self._jobs[job] = (time.monotonic(), state)
         return state
@@ -399,17 +401,20 @@ class IpyparallelCluster:
         here = socket.gethostname()
         out: dict[int, str] = {}
         for e in ids:
-            info = self._info.get(e)
+            info = self._info.get(e) or {}
+            why = None
             if e not in alive:
-                out[e] = "the controller unregistered it"
-            elif info and info["host"] == here and not _running(info["pid"], info.get("started")):
-                out[e] = "its process is gone"
-            elif info and info.get("job"):
+                why = "the controller unregistered it"
+            elif info.get("host") == here and not _running(info["pid"], info.get("started")):
+                why = "its process is gone"
+            if info.get("job"):
                 job = (str(info["job"][0]), str(info["job"][1]))
-                state = self._job_state(job)
-                if state is not None and state.finished:
+                state = self._job_state(job, fresh=why is not None)
+                if state is not None and state.finished:  # the better reason: the job ended
                     title = LAUNCHERS[job[0]].title if job[0] in LAUNCHERS else job[0]
-                    out[e] = f"its {title} job {job[1]} is {state}"
+                    why = f"its {title} job {job[1]} is {state}"
+            if why:
+                out[e] = why
         return out
 
     def info(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
@@ -484,6 +489,8 @@ class IpyparallelCluster:
     ) -> EngineDiedError:
         """Return the :class:`EngineDiedError` of ``eid``: who, where, what survives, what next."""
         name = (names or {}).get(eid, f"engine {eid}")
+        self._jobs.clear()  # what survives, as the scheduler sees it now
+        why = self.dead([eid]).get(eid, why)
         alive = [e for e in self.live_ids() if e != eid]
         if alive:
             kept = ", ".join(
@@ -614,6 +621,7 @@ class IpyparallelCluster:
 
     def stop(self) -> None:
         """Stop a cluster started here (engines, controller, job), or disconnect from another."""
+        tree = process_tree(self._reaper.pids) if self.owned and self._reaper else []
         try:
             if self.owned:
                 live = self.live_ids()
@@ -626,6 +634,7 @@ class IpyparallelCluster:
         finally:
             if self.owned and self.cluster is not None:
                 _stop_quietly(self.cluster)
+                stop_processes(tree)  # whatever the cluster left behind, by pid
             if self._reaper is not None:
                 self._reaper.release()
                 self._reaper = None

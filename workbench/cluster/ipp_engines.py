@@ -77,7 +77,7 @@ def _scheduler_of(cls: type) -> Scheduler | None:
     return None
 
 
-def _batch_class(base: type, s: Scheduler, lines: list[str], script: str) -> type:
+def _batch_class(base: type, s: Scheduler, lines: list[str]) -> type:
     """Subclass ``base``: its job script gets ``lines``, its submit errors are reported."""
 
     def write_batch_script(self: Any, n: int = 1) -> None:
@@ -97,6 +97,17 @@ def _batch_class(base: type, s: Scheduler, lines: list[str], script: str) -> typ
             )
         return str(done.stdout)
 
+    def stop(self: Any) -> str:
+        """Cancel the job; one never submitted, or already ended (walltime), is stopped."""
+        output = "no job was submitted"
+        if self.job_id:
+            try:
+                return str(base.stop(self))  # type: ignore[attr-defined]
+            except LaunchError as exc:
+                output = str(exc)
+        self.notify_stop({"job_id": self.job_id, "output": output})
+        return output
+
     return type(
         base.__name__,
         (base,),
@@ -105,7 +116,7 @@ def _batch_class(base: type, s: Scheduler, lines: list[str], script: str) -> typ
             "entrypoint_name": s.ipp,  # the cluster file names the launcher as ipyparallel does
             "write_batch_script": write_batch_script,
             "_run_command": _run_command,
-            "_workbench_script": script,
+            "stop": stop,
         },
     )
 
@@ -144,7 +155,7 @@ def configure_engines(cluster: Any, spec: ClusterSpec) -> Scheduler:
     extra = options.pop("directives")
     lines = directives(s.name, **options, extra=extra)
     script = os.path.join(cluster.profile_dir, f"engines-{cluster.cluster_id}.{s.name}")
-    cls = _batch_class(base, s, lines, script)
+    cls = _batch_class(base, s, lines)
     cluster.engine_launcher_class = cls
     config = cluster.config.copy()
     config[cls.__name__]["batch_file_name"] = script  # not the notebook's folder

@@ -34,7 +34,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["Reaper", "tie_to_this_process"]
+__all__ = ["Reaper", "tie_to_this_process", "process_tree", "stop_processes"]
 
 
 class Reaper:
@@ -115,6 +115,32 @@ def _process(identity: str) -> Any:
     except (psutil.Error, ValueError):
         pass
     return None
+
+
+def process_tree(pids: Sequence[int]) -> list[str]:
+    """Identities (``"pid:start time"``) of ``pids`` and of all their descendants now.
+
+    Taken before stopping a process whose children could outlive it (a controller stopped
+    while it starts), so that :func:`stop_processes` finds them once they are orphans.
+    """
+    import psutil
+
+    found = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            found += [proc, *proc.children(recursive=True)]
+        except psutil.Error:
+            continue
+    return [_identity(p.pid) for p in found]
+
+
+def stop_processes(identities: Sequence[str], grace_s: float = 5.0) -> None:
+    """Stop the processes of ``identities`` that still run (and their descendants).
+
+    SIGTERM, then SIGKILL after ``grace_s``; a pid now used by another process is spared.
+    """
+    _stop(identities, grace_s)
 
 
 def _stop(identities: Sequence[str], grace_s: float) -> None:

@@ -348,8 +348,11 @@ class JobState:
 
     @property
     def finished(self) -> bool:
-        """Ended (completed, cancelled, failed, out of time...): its engines are gone."""
-        return not self.waiting and self.state not in {"RUNNING", "COMPLETING", "SIGNALING"}
+        """Ended (completed, cancelled, failed, out of time...): its engines are gone or going.
+
+        ``COMPLETING`` counts: the job has ended and its processes are being killed.
+        """
+        return not self.waiting and self.state not in {"RUNNING", "SIGNALING", "STOPPED"}
 
     def __str__(self) -> str:
         reason = self.reason if self.reason not in ("", "None", "(null)") else ""
