@@ -606,5 +606,10 @@ def test_threads_per_engine_come_from_the_job(ip, slurm):
         (worker,) = IpyparallelLauncher(magics.active).workers(1)
         assert worker.cpus == slurm.cpus  # task/none: the engine may run on every CPU...
         assert worker.threads == 1  # ...but the job granted it one
+        # more engines than the job has: advice for this Slurm cluster, not local engines
+        with pytest.raises(UsageError) as err:
+            ip.run_cell_magic("train", "--strategy ddp --engines 3 -q --no-live", CELL)
+        assert "%cluster start --launcher slurm -n 3 --cpus-per-engine 1" in str(err.value)
+        assert "%cluster start -n" not in str(err.value)
     finally:
         ip.run_line_magic("cluster", "stop")
