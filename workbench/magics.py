@@ -597,6 +597,12 @@ class WorkbenchMagics(Magics):
         except LaunchError as exc:
             raise UsageError(str(exc)) from exc
         show = _WaitDisplay(f"%cluster {args.action}")
+        batch = spec.launcher is not None and scheduler(spec.launcher).batch
+        if args.action == "start" and batch and spec.ip.startswith("127.") and not spec.interface:
+            print(
+                "%cluster: the controller listens on 127.0.0.1, which only engines on this host "
+                "reach; for engines on other nodes give --interface NAME (or --ip 0.0.0.0)"
+            )
         if args.action == "start":
             self.active = IpyparallelCluster.start(spec, progress=show)
             job = self.active.status()["job"]

@@ -77,7 +77,7 @@ class Slurm:
         """Processes started with this Slurm's configuration (engines, controllers), not daemons."""
         daemons = {"slurmctld", "slurmd", "munged", "slurmstepd"}
         found = []
-        for proc in psutil.process_iter(["name", "cmdline"]):
+        for proc in psutil.process_iter(["name"]):
             try:
                 mine = proc.environ().get("SLURM_CONF") == str(self.conf)
             except psutil.Error:
@@ -87,11 +87,16 @@ class Slurm:
         return found
 
     def leftovers(self, timeout: float = 20.0) -> list[str]:
-        """Command lines of those :meth:`processes` still running after ``timeout`` seconds."""
+        """Engines, controllers and watchdogs of these tests still running after ``timeout`` s."""
+
+        def ours() -> list[str]:
+            found = [_cmd(p) + " @" + _started_in(p) for p in self.processes()]
+            return [c for c in found if "ipyparallel" in c or "reaper.py" in c]
+
         end = time.monotonic() + timeout
-        while (left := self.processes()) and time.monotonic() < end:
+        while (left := ours()) and time.monotonic() < end:
             time.sleep(0.5)
-        return [" ".join(p.info["cmdline"] or [p.info["name"]]) for p in left]
+        return left
 
     def hold_node(self) -> str:
         """Submit a job that takes every CPU of the node, and wait until it runs."""
@@ -128,6 +133,22 @@ def _stop_pid(pidfile: Path) -> None:
     _, alive = psutil.wait_procs([proc], timeout=10)
     for p in alive:
         p.kill()
+
+
+def _cmd(proc: psutil.Process) -> str:
+    """The command line of ``proc``, or ``""`` when it is gone (or a zombie)."""
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
+
+
+def _started_in(proc: psutil.Process) -> str:
+    """The test that started ``proc`` (its PYTEST_CURRENT_TEST), for the failure message."""
+    try:
+        return proc.environ().get("PYTEST_CURRENT_TEST", "")
+    except psutil.Error:
+        return ""
 
 
 def _stop_mine(cluster: Slurm) -> None:
@@ -345,6 +366,9 @@ def test_a_notebook_trains_on_slurm_engines_survives_scancel_and_resumes(slurm, 
         assert status["job"] == {"id": job, "state": "RUNNING"}
         assert [e["job_id"] for e in status["engines"]] == [job, job]
         engine_pids = sorted(e["pid"] for e in status["engines"])
+        # the job's output goes to a profile folder in the (shared) IPython folder, not /tmp
+        folder = Path(status["profile_dir"])
+        assert folder.parent == tmp_path / "ipython" / "workbench-clusters"
 
         # DDP on the job's engines: the same weights as on fresh local processes
         kernel.ok(
@@ -439,17 +463,16 @@ def test_a_notebook_trains_on_slurm_engines_survives_scancel_and_resumes(slurm, 
         assert len(epochs) == saved + 1  # the checkpoint's history, then one more epoch
 
         # %cluster stop ends the job
+        second_folder = Path(kernel.value("status()['profile_dir']"))
         kernel.ok("%cluster stop")
         assert slurm.wait_state(second, {"COMPLETED", "CANCELLED", "COMPLETING", "GONE"}, 30)
+        assert not second_folder.exists()
+        assert not folder.exists()  # the replaced cluster's too
 
         # a job started from a kernel ends with the kernel, however it ends
         third = _started_job(kernel.ok("%cluster start --launcher slurm -n 1"))
         slurm.seen.add(third)
-        controller = [
-            p
-            for p in psutil.Process(kernel.pid).children()
-            if "ipyparallel" in " ".join(p.cmdline())
-        ]
+        controller = [p for p in psutil.Process(kernel.pid).children() if "ipyparallel" in _cmd(p)]
         os.kill(kernel.pid, signal.SIGKILL)
         slurm.wait_state(third, {"CANCELLED", "COMPLETED", "GONE"}, 30)
         _, alive = psutil.wait_procs(controller, timeout=30)
@@ -510,6 +533,29 @@ def test_a_job_still_queued_at_the_timeout_is_cancelled(ip, slurm):
         (job,) = set(_engine_jobs(slurm)) - before
         assert slurm.wait_state(job, {"CANCELLED", "GONE"}, 30)  # not left in the queue
         assert ip.run_line_magic("cluster", "status")["engines"] == []
+    finally:
+        slurm.run("scancel", blocker, check=False)
+
+
+def test_a_job_cancelled_in_the_queue_ends_the_wait_at_once(ip, slurm):
+    blocker = slurm.hold_node()
+
+    def cancel_the_engines() -> None:
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            queued = [j for j, s in _engine_jobs(slurm).items() if s == "PENDING"]
+            if queued:
+                slurm.run("scancel", *queued)
+                return
+            time.sleep(0.3)
+
+    threading.Thread(target=cancel_the_engines, daemon=True).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(LaunchError, match=r"did not register: the job ended \(CANCELLED"):
+            ip.run_line_magic("cluster", "start --launcher slurm -n 2 --timeout 120")
+        assert time.monotonic() - started < 60  # not the whole timeout
+        assert not slurm.leftovers()
     finally:
         slurm.run("scancel", blocker, check=False)
 

@@ -33,7 +33,6 @@ import shlex
 import shutil
 import signal
 import socket
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -54,6 +53,7 @@ from workbench.cluster.ipp_engines import (
     cancel_command,
     configure_engines,
     engine_job,
+    private_profile_folder,
     profile_folder,
 )
 from workbench.cluster.launch import (
@@ -238,7 +238,7 @@ class IpyparallelCluster:
         if spec.profile:
             profile_dir = profile_folder(spec.profile)
         else:
-            profile_dir = spec.profile_dir or tempfile.mkdtemp(prefix="workbench-ipp-")
+            profile_dir = spec.profile_dir or private_profile_folder(spec)
         private = None if spec.profile or spec.profile_dir else profile_dir
         cluster = ipp.Cluster(
             n=spec.n,

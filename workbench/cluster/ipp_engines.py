@@ -1,7 +1,7 @@
 """ipyparallel's engine launchers, configured from a :class:`~workbench.cluster.spec.ClusterSpec`.
 
 * :func:`profile_folder`: the folder of a named IPython profile (refused when missing, so
-  ``--profile`` is never ignored).
+  ``--profile`` is never ignored); :func:`private_profile_folder`, one for a single cluster.
 * :func:`configure_engines`: choose the engine launcher of an ``ipyparallel.Cluster`` (the
   spec's, else the profile's ``c.Cluster.engine_launcher_class``, else local) and, for a
   batch scheduler, write the spec's options into its job script
@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,13 @@ from workbench.cluster.schedulers import (
 from workbench.cluster.spec import ClusterSpec
 from workbench.errors import LaunchError
 
-__all__ = ["profile_folder", "configure_engines", "engine_job", "cancel_command"]
+__all__ = [
+    "profile_folder",
+    "private_profile_folder",
+    "configure_engines",
+    "engine_job",
+    "cancel_command",
+]
 
 
 def _launcher_module() -> Any:
@@ -57,6 +64,22 @@ def profile_folder(name: str) -> str:
             f"profile create --parallel --profile={name}` and set its launcher in "
             "ipcluster_config.py, or give the launcher's options to %cluster start"
         ) from exc
+
+
+def private_profile_folder(spec: ClusterSpec) -> str:
+    """Create a profile folder for one cluster (removed when it stops).
+
+    Local engines get one in the temporary directory. A batch job's engines write their
+    output into it from the compute nodes, so theirs is made in the IPython folder
+    (``$IPYTHONDIR``, in the home directory that clusters share), not in a node's ``/tmp``.
+    """
+    s = LAUNCHERS.get(spec.launcher or "local")
+    if s is None or not s.batch:
+        return tempfile.mkdtemp(prefix="workbench-ipp-")
+    util = lazy_import("ipyparallel.util", extra="cluster")
+    parent = Path(util.get_ipython_dir()) / "workbench-clusters"
+    parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkdtemp(prefix=f"{s.name}-", dir=parent)
 
 
 def _class_of(s: Scheduler) -> type:

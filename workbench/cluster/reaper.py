@@ -136,11 +136,33 @@ def process_tree(pids: Sequence[int]) -> list[str]:
 
 
 def stop_processes(identities: Sequence[str], grace_s: float = 5.0) -> None:
-    """Stop the processes of ``identities`` that still run (and their descendants).
+    """Stop the processes of ``identities`` that still run, their descendants and groups.
 
-    SIGTERM, then SIGKILL after ``grace_s``; a pid now used by another process is spared.
+    SIGTERM, then SIGKILL after ``grace_s``; a pid now used by another process is spared. The
+    process group a stopped process led is stopped too: a controller's children forked after
+    a :func:`process_tree` snapshot, or orphaned when it died.
     """
     _stop(identities, grace_s)
+
+
+def _group(identity: str) -> list[Any]:
+    """Return the processes of the group ``identity`` leads, started after it.
+
+    A session leader such as a controller: its children, orphaned or not.
+    """
+    import psutil
+
+    pid, _, created = identity.partition(":")
+    if created == "gone":
+        return []
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == int(pid) and proc.create_time() >= float(created) - 0.01:
+                found.append(proc)
+        except (OSError, psutil.Error):
+            continue
+    return found
 
 
 def _stop(identities: Sequence[str], grace_s: float) -> None:
@@ -154,6 +176,8 @@ def _stop(identities: Sequence[str], grace_s: float) -> None:
                 procs += [proc, *proc.children(recursive=True)]
             except psutil.Error:
                 procs.append(proc)
+        procs += _group(ident)  # children forked late, or orphaned when their parent died
+    procs = list({p.pid: p for p in procs if p.pid != os.getpid()}.values())
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             proc.send_signal(signal.SIGTERM)
