@@ -90,6 +90,14 @@ def test_ddp_rendezvous_and_gloo_use_the_chosen_interface():
         plan = find_strategy("ddp").plan(
             request, Workers(workers, [1, 1], launcher.rendezvous, list), None
         )
+        # engines on several hosts without a chosen interface: a reachable address, never the
+        # loopback address ``gethostbyname(gethostname())`` may give
+        from workbench.cluster.ipp import _engine_rendezvous
+
+        ids = cluster.engine_ids()[:1]
+        ((auto, _, auto_if),) = cluster.ask(ids, _engine_rendezvous, False, None, during="asked")
+        assert not auto.startswith("127."), auto
+        assert interfaces()[auto_if] == auto
         for call in plan.calls:
             assert call.env["MASTER_ADDR"] == addr
             assert call.env["GLOO_SOCKET_IFNAME"] == name
