@@ -50,7 +50,9 @@ _PER_FILE_TAGS = {*_ACQUISITION_TAGS, "TIFFTAG_DATETIME"}
 def open_geotiff(path: Path | str, **kwargs: Any) -> xr.Dataset:
     """Open one GeoTIFF/COG lazily as ``band_data (band, y, x)`` with labelled bands."""
     lazy_import("rioxarray", extra="io", purpose="reading GeoTIFF files (engine='rasterio')")
-    ds = xr.open_dataset(path, engine="rasterio", **kwargs)
+    from workbench.data.readers import backend
+
+    ds = xr.open_dataset(path, engine=backend("rasterio"), **kwargs)
     if "band_data" in ds and "band" in ds.dims:
         names = ds["band_data"].attrs.get("long_name")
         names = [names] if isinstance(names, str) else list(names or [])

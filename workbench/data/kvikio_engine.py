@@ -321,8 +321,10 @@ class KvikioBackendEntrypoint(BackendEntrypoint):
         zarr = lazy_import("zarr")
         cupy = lazy_import("cupy", extra="gpu", purpose="engine='kvikio'")
         store = _gpu_store(filename_or_obj, use_gds)
+        from xarray.backends.zarr import ZarrBackendEntrypoint
+
         common: dict[str, Any] = {
-            "engine": "zarr",
+            "engine": ZarrBackendEntrypoint,  # by class: no other backend plugin is loaded
             "chunks": None,
             "cache": False,
             "decode_times": decode_times,
