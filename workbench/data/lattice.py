@@ -24,7 +24,7 @@ from workbench.data.naming import is_categorical
 from workbench.errors import CRSError, DimensionError
 from workbench.geo.crs import get_crs, pixel_centers, pixel_size, spatial_dims, write_crs
 
-__all__ = ["Lattice", "target_lattice", "onto", "describe_lattices", "choose_method"]
+__all__ = ["Lattice", "target_lattice", "onto", "describe_lattices", "choose_method", "warp"]
 
 #: Pixel sizes within this share of each other are the same resolution (9.995 m is 10 m).
 RES_TOLERANCE = 0.01
@@ -281,3 +281,72 @@ def onto(arr: xr.DataArray, src: Lattice, dst: Lattice, method: str) -> tuple[xr
     if method == "nearest" and arr.dtype.kind in "iub" and not bool(np.isnan(out.values).any()):
         out = out.astype(arr.dtype)
     return out, True
+
+
+def warp(
+    ds: xr.Dataset,
+    crs: Any,
+    resolution: float | None = None,
+    resampling: str | Mapping[str, str] | None = None,
+) -> xr.Dataset:
+    """Reproject ``ds`` into ``crs`` on a lattice of ``resolution`` anchored at the CRS origin.
+
+    The lattice's pixel edges are whole multiples of ``resolution`` (as odc-stac aligns), so
+    every scene warped into one CRS at one resolution lies on the same lattice. Without
+    ``resolution``, the pixel keeps its area. Masks and classes use ``nearest``, other bands
+    ``bilinear`` (or ``average`` to a coarser grid); ``resampling`` overrides. Pixels are read
+    (every spatial variable) and warped by GDAL through
+    :func:`workbench.composites.resample.resample_to`.
+
+    Raises
+    ------
+    CRSError
+        ``ds`` has no CRS, or ``crs`` is not one.
+    """
+    from workbench.geo.crs import as_crs, require_crs, transform_bounds
+
+    src = Lattice.of(ds)
+    source_crs = require_crs(ds, "warping to another CRS")
+    target_crs = as_crs(crs)
+    bounds = transform_bounds(src.bounds, source_crs, target_crs)
+    if resolution is None:
+        area = (bounds[2] - bounds[0]) * (bounds[3] - bounds[1])
+        resolution = math.sqrt(area / (src.nx * src.ny))
+    res = float(resolution)
+    if not res > 0:
+        raise DimensionError(f"resolution must be a positive pixel size, got {resolution!r}")
+    left, top = math.floor(bounds[0] / res) * res, math.ceil(bounds[3] / res) * res
+    nx = max(1, math.ceil((bounds[2] - left) / res - 1e-9))
+    ny = max(1, math.ceil((top - bounds[1]) / res - 1e-9))
+    dst = Lattice(target_crs, left + res / 2, top - res / 2, res, -res, nx, ny, src.ydim, src.xdim)
+    if src.same_crs(dst) and src == dst:
+        return ds
+    # the source pixel size in the target's units, to tell up- from down-sampling
+    native = src.bounds
+    scale = math.sqrt(
+        (bounds[2] - bounds[0])
+        * (bounds[3] - bounds[1])
+        / ((native[2] - native[0]) * (native[3] - native[1]))
+    )
+    src = Lattice(
+        source_crs, src.x0 * scale, src.y0 * scale, src.dx * scale, src.dy * scale,
+        src.nx, src.ny, src.ydim, src.xdim,
+    )  # fmt: skip
+    like = dst.template()
+    out: dict[Hashable, xr.DataArray] = {}
+    for name, var in ds.data_vars.items():
+        if not {src.ydim, src.xdim} <= set(var.dims):
+            continue
+        method = choose_method(str(name), var.attrs, src, dst, resampling)
+        piece = var.load()
+        if get_crs(piece) is None:
+            piece = write_crs(piece, source_crs)
+        warped = resample_to(piece, like, method)
+        if method == "nearest" and var.dtype.kind in "iub" and not np.isnan(warped.values).any():
+            warped = warped.astype(var.dtype)
+        warped.attrs = {**var.attrs, "resampling": method}
+        out[name] = warped
+    result = xr.Dataset(out, attrs=dict(ds.attrs))
+    keep = {n: c for n, c in ds.coords.items() if not {src.ydim, src.xdim} & set(c.dims)}
+    result = result.assign_coords({k: v for k, v in keep.items() if k != "spatial_ref"})
+    return write_crs(result, target_crs)
