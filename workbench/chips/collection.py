@@ -313,6 +313,7 @@ def open_collection(
             res = None if isinstance(resolution, str) else resolution
             data = warp(scene.data, crs, res, resampling)
             data.attrs.setdefault("scene_id", scene.id)
-            scene = Scene(scene.id, data, scene.properties, scene.ref, scene.options)
+            options = {**scene.options, "crs": str(crs), "resolution": res}
+            scene = Scene(scene.id, data, scene.properties, scene.ref, options)
         opened.append(scene)
     return Collection(opened)

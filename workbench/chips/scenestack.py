@@ -170,7 +170,7 @@ def _common_variables(
             f"variables {dropped} are not in every scene and are left out of the chips; pass "
             "variables=[...] to choose, or open the collection with bands=[...]",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,  # the caller of Collection.chips
         )
     return common
 
@@ -228,7 +228,7 @@ def stack_scenes(
         warnings.warn(
             f"scenes {small} are smaller than one chip {dict(input_dims)} and give no chip",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,  # the caller of Collection.chips
         )
     for k, ds in enumerate(datasets):
         for n in names:

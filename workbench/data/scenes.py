@@ -52,6 +52,7 @@ class SceneRef:
     data: xr.Dataset | None = None
     when: Any = None
     properties: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # how it was opened (resolution...)
 
 
 @dataclass
