@@ -210,3 +210,34 @@ def test_opening_a_geotiff_does_not_load_the_grib_engine(band_files):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert "ecCodes" not in out.stderr
+
+
+def test_same_date_multiband_files_say_what_to_do(s2_geotiffs):
+    folder = s2_geotiffs[0].parent
+    l1c, clm = folder / "S2_L1C_2015-07-11.tif", folder / "S2_CLM_2015-07-11.tif"
+    with pytest.raises(DimensionError, match=r"same date .*\{name: path\} mapping.*mosaic"):
+        open_datacube([l1c, clm])
+    ds = open_datacube({"L1C": l1c, "CLM": clm})
+    assert list(ds.data_vars) == ["L1C", "CLM"]
+    assert ds.L1C.dims == ("L1C_band", "y", "x")
+    assert ds.L1C_band.values.tolist()[:2] == ["B01", "B02"]
+
+
+def test_plain_names_and_band_descriptions(band_files, tmp_path):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for band in ("B04", "B08"):
+        shutil.copy(_file(band_files["s2"], band), plain / f"{band}.tif")
+    ds = open_datacube(plain)  # {band}.tif: the name is the band; the date from the tags
+    assert list(ds.data_vars) == ["B04", "B08"]
+    assert str(ds.time.values)[:19] == "2015-07-11T10:00:08"
+    # names that say nothing (scene_1, scene_2): the GeoTIFF band descriptions do
+    described = tmp_path / "described"
+    described.mkdir()
+    for k, band in enumerate(("B04", "B08"), start=1):
+        shutil.copy(_file(band_files["s2"], band), described / f"scene_{k}.tif")
+    assert list(open_datacube(described).data_vars) == ["B04", "B08"]
+    # one band file in a list is still a named band (a single path stays rioxarray's band_data)
+    one = open_datacube([plain / "B08.tif"])
+    assert list(one.data_vars) == ["B08"]
+    assert list(open_datacube(plain / "B08.tif").data_vars) == ["band_data"]

@@ -127,8 +127,14 @@ class SceneStackArray(BackendArray):
             box = self._box(s) if not member._in_memory and member.chunks is None else None
             if box is not None:
                 return box.read(lo, hi)
-            sub = member[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))]
-            return np.asarray(sub.values if member.chunks is None else sub.data.compute())
+            key = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+            if member.chunks is not None:
+                return np.asarray(member.data[key].compute())
+            if member._in_memory:
+                return np.asarray(member.data[key])
+            # the member's own lazy array, indexed once (no Variable built around it)
+            lazy: Any = member._data
+            return np.asarray(lazy[indexing.BasicIndexer(key)])
         except WorkbenchError:
             raise
         except Exception as exc:  # every reader raises its own

@@ -208,7 +208,9 @@ def open_geotiff_stack(paths: Sequence[Path], times: Any = None, **kwargs: Any) 
         if stamps[a] == stamps[b]:
             raise DimensionError(
                 f"{paths[a].name} and {paths[b].name} have the same date {stamps[a]}: a time "
-                "stack needs one file per date (mosaic same-date tiles first)"
+                "stack needs one file per date. Parts of one scene (bands, masks): open them as "
+                "a {name: path} mapping, one variable each; tiles of one date: mosaic them first "
+                "(workbench.composites.mosaic); several scenes: workbench.open_collection([...])"
             )
     datasets, paths = [datasets[i] for i in order], [paths[i] for i in order]
     _check_same_grid(datasets, paths)

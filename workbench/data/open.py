@@ -455,8 +455,6 @@ def open_datacube(
     expanded = _expand(sources)
     if isinstance(expanded, Path) and expanded.is_dir() and not _is_zarr_dir(expanded):
         expanded = _folder_files(expanded)
-    if isinstance(expanded, list) and len(expanded) == 1 and times is None:
-        expanded = expanded[0]
     if isinstance(expanded, list):
         if times is not None or _multi_band_stack(expanded):
             route = choose_engine(expanded, engine, False)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import glob as _glob
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,8 +223,7 @@ def open_scene(ref: SceneRef, **options: Any) -> Scene:
     elif ref.assets is not None:
         data = open_datacube(dict(ref.assets), when=ref.when, **options)
     elif ref.files is not None:
-        source: Sequence[str] | str = ref.files if len(ref.files) > 1 else ref.files[0]
-        data = open_datacube(source, **options)
+        data = open_datacube(list(ref.files), **options)  # a list: band files, even just one
     else:
         assert ref.path is not None
         data = open_datacube(ref.path, **options)
