@@ -241,3 +241,33 @@ def test_plain_names_and_band_descriptions(band_files, tmp_path):
     one = open_datacube([plain / "B08.tif"])
     assert list(one.data_vars) == ["B08"]
     assert list(open_datacube(plain / "B08.tif").data_vars) == ["band_data"]
+
+
+def test_a_band_at_several_resolutions_keeps_the_finest(band_files, tmp_path):
+    """Sentinel-2 L2A holds B04 in R10m, R20m and R60m: a glob over all of them."""
+    from workbench.errors import BandFilesWarning
+
+    scene = band_files["s2_34"]  # L2A names: ..._B04_10m.tif, ..._SCL_20m.tif
+    copy = tmp_path / "R20m"
+    copy.mkdir()
+    b04 = next(scene.glob("*_B04_10m.tif"))
+    shutil.copy(next(scene.glob("*_B11_20m.tif")), copy / b04.name.replace("_10m", "_20m"))
+    with pytest.warns(BandFilesWarning, match=r"band B04 is given at \[10.0, 20.0\] m"):
+        ds = open_datacube([b04, copy / b04.name.replace("_10m", "_20m")])
+    with rasterio.open(b04) as src:
+        np.testing.assert_array_equal(np.nan_to_num(ds.B04.values), src.read(1))
+
+
+def test_jpeg2000_band_files_as_in_safe_products(band_files, tmp_path):
+    import rasterio.shutil
+
+    granule = tmp_path / "IMG_DATA"
+    granule.mkdir()
+    for band in ("B04", "B08"):
+        src = _file(band_files["s2"], band)
+        rasterio.shutil.copy(src, granule / src.name.replace(".tif", ".jp2"), driver="JP2OpenJPEG",
+                             QUALITY=100, REVERSIBLE=True)  # fmt: skip
+    ds = open_datacube(granule)
+    assert list(ds.data_vars) == ["B04", "B08"]
+    with rasterio.open(_file(band_files["s2"], "B08")) as src:
+        np.testing.assert_array_equal(np.nan_to_num(ds.B08.values), src.read(1))

@@ -24,6 +24,7 @@ mapping and returns one Dataset, one variable per band:
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ from xarray.core import indexing
 from workbench.data._geotiff import StackedArray, date_of
 from workbench.data.lattice import Lattice, choose_method, describe_lattices, onto, target_lattice
 from workbench.data.naming import common_name, differing_parts, parse_name
-from workbench.errors import CRSError, DataReadError, DimensionError
+from workbench.errors import BandFilesWarning, CRSError, DataReadError, DimensionError
 from workbench.geo.crs import spatial_dims, write_crs
 
 __all__ = [
@@ -202,6 +203,33 @@ def _metadata_name(member: _Member) -> str:
     return member.meta_name or member.band or parse_name(member.path).scene or member.path.stem
 
 
+def _finest_copies(members: list[_Member]) -> list[_Member]:
+    """Keep the finest file of a band given at several resolutions (``B04_10m``, ``B04_20m``).
+
+    Sentinel-2 L2A products hold most bands again at 20 and 60 m (``R20m``, ``R60m``); a glob
+    over all of them gives each such band several times. The finest is kept, with a warning.
+    """
+    groups: dict[tuple[str, Any], list[_Member]] = {}
+    for m in members:
+        groups.setdefault((str(m.band), m.when), []).append(m)
+    keep: list[_Member] = []
+    for (band, _), group in groups.items():
+        res = [parse_name(m.path).resolution for m in group]
+        if len(group) > 1 and None not in res and len(set(res)) == len(res):
+            best = group[int(np.argmin([r or 0.0 for r in res]))]
+            warnings.warn(
+                f"band {band} is given at {sorted(r for r in res if r is not None)} m "
+                f"({', '.join(m.path.name for m in group)}): the finest, {best.path.name}, is "
+                "used; pass only one resolution's files (e.g. the R10m folder) to choose",
+                BandFilesWarning,
+                stacklevel=4,
+            )
+            keep.append(best)
+        else:
+            keep.extend(group)
+    return [m for m in members if m in keep]
+
+
 def _check_dates(members: list[_Member]) -> None:
     seen: dict[tuple[str, Any], Path] = {}
     for m in members:
@@ -333,6 +361,7 @@ def open_band_files(
         if unknown:
             raise DimensionError(f"bands {unknown} are not among the files' bands {available}")
         wanted = [m for m in wanted if m.band in bands]
+    wanted = _finest_copies(wanted)
     _check_dates(wanted)
     target = _grid(wanted, resolution)
     if bands is not None:

@@ -87,6 +87,7 @@ _SUFFIXES = {
     ".hdf5": "netcdf",
     ".tif": "rasterio",
     ".tiff": "rasterio",
+    ".jp2": "rasterio",  # Sentinel-2 SAFE products
     ".grib": "cfgrib",
     ".grb": "cfgrib",
     ".grib2": "cfgrib",
