@@ -35,9 +35,18 @@ def test_map_renders_and_a_drawn_rectangle_clips_the_cube(lab_page):
     lab_page.run_all()
     overlay = page.wait_for_selector(".leaflet-container img.leaflet-image-layer", state="visible")
     page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=overlay)
-    page.wait_for_selector(".leaflet-container path.leaflet-interactive")  # the footprint
+    page.wait_for_selector(".leaflet-overlay-pane path.leaflet-interactive")  # the footprint
     page.wait_for_selector(".leaflet-draw-draw-rectangle")
     assert page.locator(".leaflet-tile").count() == 0  # no basemap tiles offline
+    # the offline context: coastlines, borders and graticule lines drawn under the data, and
+    # the graticule's labels; the colour legend names the variable
+    context = page.locator(".leaflet-wb-context-pane path")
+    page.wait_for_function(
+        "() => document.querySelectorAll('.leaflet-wb-context-pane path').length >= 3"
+    )
+    assert all(len(d) > 20 for d in context.evaluate_all("ps => ps.map(p => p.getAttribute('d'))"))
+    assert page.locator(".wb-graticule-label").count() >= 2
+    assert "reflectance" in page.locator(".wb-legend").inner_text()
     lab_page.screenshot("map_rendered", page.locator(".leaflet-container"))
 
     # draw over the middle half of the preview image, as a user would
@@ -50,7 +59,7 @@ def test_map_renders_and_a_drawn_rectangle_clips_the_cube(lab_page):
     page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
     page.mouse.move(x1, y1, steps=5)
     page.mouse.up()
-    page.wait_for_selector(".leaflet-container path.leaflet-interactive >> nth=1")
+    page.wait_for_selector(".leaflet-overlay-pane path.leaflet-interactive >> nth=1")
     page.wait_for_function(
         "() => [...document.querySelectorAll('.wb-aoi-status')]"
         ".some(e => e.textContent.includes('AOI: W'))"
