@@ -133,10 +133,21 @@ def test_gallery_shows_the_thumbnails_and_a_click_reaches_the_kernel(lab_page):
     )
     assert thumbs.count() == 12
     assert page.locator(".wb-gallery-title").inner_text().startswith("12 of 80 chips")
+    # the location view: a locator (1 km scene) and the chips' map, both over the base map
+    maps = page.locator(".wb-gallery-location svg")
+    assert maps.count() == 2
+    locator_paths = maps.nth(0).locator(".wb-coastlines path, .wb-countries path")
+    assert all(len(d) > 50 for d in locator_paths.evaluate_all(
+        "ps => ps.map(p => p.getAttribute('d') || '')"
+    ))  # fmt: skip
+    assert maps.nth(1).locator(".wb-chip").count() == 12
+    assert maps.nth(0).locator("text").count() >= 3  # graticule labels
     lab_page.screenshot("gallery", page.locator(".wb-gallery"))
 
     page.locator(".wb-gallery .wb-thumb").nth(2).click()
     page.wait_for_selector(".wb-gallery .wb-thumb.wb-selected >> nth=0")
+    page.wait_for_selector(".wb-gallery-location .wb-chip.wb-selected[data-position='2']")
+    assert page.locator(".wb-gallery-location .wb-chip.wb-selected").count() == 1
     bounds = page.wait_for_selector(".wb-gallery-info dd[data-field='bounds']")
     assert bounds.inner_text().startswith("W 14.5")
     lab_page.screenshot("gallery_selected", page.locator(".wb-gallery"))
