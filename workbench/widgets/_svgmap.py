@@ -137,9 +137,8 @@ def svg_map(
         y = float(frame.xy(np.array([[frame.west, lat]]))[0, 1])
         if 22 < y < h - 12:  # clear of the title and the meridians' labels
             texts.append(f'<text x="2" y="{y - 2:.1f}">{format_lat(lat, grid.step)}</text>')
-    out.append(
-        f'<g class="wb-graticule"><path d="{frame.path(grid.lines())}"/>{"".join(texts)}</g>'
-    )
+    lines_d = frame.path(grid.lines())
+    out.append(f'<g class="wb-graticule"><path d="{lines_d}"/>{"".join(texts)}</g>')
     if footprint is not None:
         ring = frame.xy(np.asarray(footprint, dtype=float))
         points = " ".join(f"{x:.1f},{y:.1f}" for x, y in ring)
