@@ -559,7 +559,7 @@ class WorkbenchMagics(Magics):
             raise UsageError(f"no run named {args.baseline!r}; runs: {list(self.comparison)}")
         if args.out:
             self._shell.user_ns[args.out] = self.comparison
-        return self.comparison.table(args.baseline) if len(self.comparison) else self.comparison
+        return self.comparison.report(args.baseline) if len(self.comparison) else self.comparison
 
 
 class _Missing:

@@ -284,8 +284,18 @@ class Comparison(Mapping[str, TrainResult]):
                 df["val_loss_x"] = df["val_loss"] / df.loc[base, "val_loss"]
         return df.reset_index(drop=True)
 
+    def report(self, baseline: str | None = None) -> Any:
+        """Return the table formatted for reading (units, no NaN/inf) with a bar chart.
+
+        See :class:`~workbench.training.comparison_view.ComparisonTable`; indexing it reaches
+        the numbers of :meth:`table`.
+        """
+        from workbench.training.comparison_view import ComparisonTable
+
+        return ComparisonTable(self.table(baseline), baseline)
+
     def _repr_html_(self) -> str:
-        return str(self.table().to_html(index=False, float_format=lambda v: f"{v:.4g}"))
+        return str(self.report()._repr_html_())
 
     def __repr__(self) -> str:
-        return f"Comparison({list(self._results)})" if not self._results else str(self.table())
+        return f"Comparison({list(self._results)})" if not self._results else repr(self.report())
