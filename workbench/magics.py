@@ -595,7 +595,13 @@ _LOADED: dict[int, WorkbenchMagics] = {}
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics on ``ipython`` (``%load_ext workbench``)."""
+    """Register the magics on ``ipython`` (``%load_ext workbench``); a second call does nothing.
+
+    The IPython startup snippet calls it directly, so a notebook's own ``%load_ext workbench``
+    afterwards is quiet and keeps the session's runs and cluster.
+    """
+    if id(ipython) in _LOADED:
+        return
     magics = WorkbenchMagics(ipython)
     ipython.register_magics(magics)
     _LOADED[id(ipython)] = magics
