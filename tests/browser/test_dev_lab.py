@@ -1,4 +1,4 @@
-"""``./dev lab`` as a user starts it: only the quickstart opens, clean; token and runtime private."""
+"""``./dev lab`` as a user starts it: only the quickstart opens, clean; the token stays private."""
 
 from __future__ import annotations
 
@@ -113,7 +113,8 @@ def test_dev_lab_opens_only_the_quickstart_clean_and_keeps_its_token_private(dev
             state = page.evaluate(
                 """() => {
                     const app = window.jupyterapp;
-                    const docs = [...app.shell.widgets('main')].map(w => w.context && w.context.path);
+                    const docs = [...app.shell.widgets('main')]
+                      .map(w => w.context && w.context.path);
                     const w = app.shell.currentWidget;
                     return {docs, dirty: w.context.model.dirty,
                             marked: !!document.querySelector('.lm-TabBar-tab.jp-mod-dirty')};
