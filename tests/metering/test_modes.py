@@ -151,3 +151,10 @@ def test_real_era5_chips_with_a_torch_model():
     assert rep.batch_size == batch_size_of(next(iter(Loader())))
     # the synthetic batch was a random torch tensor of the same shape
     assert rep.stats["synthetic"].samples == 4 * rep.batch_size
+
+
+def test_a_short_last_batch_is_stated_not_taken_for_the_batch_size():
+    batches = [np.ones((n, 2), "float32") for n in (16, 16, 10)]
+    rep = measure_modes(slow_step(0), batches, steps=6, warmup=0, min_seconds=0)
+    assert rep.batch_size == 16
+    assert rep.verdict.endswith("(6 measured steps per mode of 10 to 16 samples each)")

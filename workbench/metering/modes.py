@@ -332,7 +332,8 @@ def measure_modes(
             if empty:
                 return
 
-    meters, rates, seen_bs, notes = {}, {}, 0, []
+    meters, rates, notes = {}, {}, []
+    sizes: set[int] = set()
     passes = [0]
     for mode in modes:
         meter = ThroughputMeter()
@@ -362,7 +363,7 @@ def measure_modes(
             if i <= warmup:
                 continue
             n = batch_size_of(batch)
-            seen_bs = seen_bs or n
+            sizes.add(n)
             event = StepEvent(
                 step=measured, samples=n, nbytes=_nbytes(batch), t=time.time(),
                 duration=t2 - t0, data_wait=t1 - t0, rank=rank, kind=_KIND[mode],
@@ -394,5 +395,7 @@ def measure_modes(
         if len(counts) == 1
         else f"{measured_min} to {max(counts)} measured steps per mode"
     )
-    verdict += f" ({per_mode} of {seen_bs} samples each)"
-    return ModeReport(rates, meters, bound, verdict, seen_bs, measured_min, tuple(notes))
+    lo, hi = min(sizes), max(sizes)
+    samples = f"{hi}" if lo == hi else f"{lo} to {hi}"
+    verdict += f" ({per_mode} of {samples} samples each)"
+    return ModeReport(rates, meters, bound, verdict, hi, measured_min, tuple(notes))
