@@ -70,3 +70,11 @@ def test_baseline_is_named_in_the_ratio_headers(comparison):
 
 def test_empty_comparison():
     assert "No runs" in Comparison().report()._repr_html_()
+
+
+def test_a_single_result_reads_the_same_way(comparison):
+    page = comparison["ddp"]._repr_html_()
+    assert "<th style=\"text-align:left\">time (s)</th>" in page
+    assert "4.21" in page
+    assert "None" not in page
+    assert not re.search(r"\de[+-]\d", page)  # no exponents

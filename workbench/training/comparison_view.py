@@ -32,7 +32,7 @@ from typing import Any
 
 from workbench._format import MISSING, is_missing, megabytes, number
 
-__all__ = ["ComparisonTable"]
+__all__ = ["ComparisonTable", "result_html"]
 
 
 def _ratio(value: Any) -> str:
@@ -66,7 +66,8 @@ def _columns(frame: Any, baseline: str) -> list[tuple[str, str, Callable[[Any], 
         ("models", "models", _count),
         ("duration_s", "time (s)", number),
         ("train_s", "training (s)", number),
-        ("samples_per_s", "samples/s", number),
+        ("samples_per_s", "samples/s (training)", number),
+        ("end_to_end_samples_per_s", "samples/s (end to end)", number),
         ("bytes_exchanged", "exchanged (MB)", megabytes),
         ("control_bytes", "tasks + results (MB)", megabytes),
     ]
@@ -216,3 +217,21 @@ def _bars(title: str, names: list[str], values: list[float], baseline: str, widt
             parts.append(f'<text x="{label_w}" y="{y + 11}">{MISSING}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def result_html(result: Any) -> str:
+    """Return one run's summary as a two-column HTML table with units (``TrainResult``)."""
+    import pandas as pd
+
+    frame = pd.DataFrame([result.summary()])
+    rows = ComparisonTable(frame).rows()[0] if len(frame) else {}
+    body = "".join(
+        f'<tr><th style="text-align:left">{html.escape(head)}</th>'
+        f'<td style="text-align:right">{html.escape(value)}</td></tr>'
+        for head, value in rows.items()
+        if head not in ("run",)
+    )
+    return (
+        f'<table class="wb-train-result" style="font-size:12px"><caption style="text-align:left">'
+        f"TrainResult {html.escape(str(result.name))}</caption>{body}</table>"
+    )

@@ -12,7 +12,6 @@ Examples
 from __future__ import annotations
 
 import dataclasses
-import html
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -217,20 +216,9 @@ class TrainResult:
         )
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
-            f"<td>{html.escape(_fmt(v))}</td></tr>"
-            for k, v in self.summary().items()
-        )
-        return f"<table><caption>TrainResult {html.escape(self.name)}</caption>{rows}</table>"
+        from workbench.training.comparison_view import result_html
 
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, int) and not isinstance(v, bool):
-        return f"{v:,}"
-    return str(v)
+        return result_html(self)
 
 
 class Comparison(Mapping[str, TrainResult]):
