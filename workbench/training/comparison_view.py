@@ -1,12 +1,12 @@
 """How ``%train_compare`` shows a :class:`~workbench.training.result.Comparison`: a readable table.
 
 Presentation only: :meth:`Comparison.table` keeps the numbers (a DataFrame, seconds and
-bytes); :class:`ComparisonTable` wraps it for display. Every column has its unit in its
-header (s, MB, samples/s), numbers have three significant digits and no exponent, what was
+bytes); :class:`ComparisonTable` wraps it for display. Every measure has its unit in its
+label (s, MB, samples/s), numbers have three significant digits and no exponent, what was
 not measured reads "–" (never ``NaN``), a run that exchanged no bytes reads "none" (never
-``inf``), columns that are empty for every run are left out, and the headers wrap so the
-table fits a notebook without a horizontal scrollbar. A small bar chart (inline SVG: time,
-bytes exchanged and validation loss per run) comes with it.
+``inf``), measures that are empty for every run are left out, and the table has one column
+per run and one row per measure, so it fits a notebook without a horizontal scrollbar. A
+small bar chart (inline SVG: time, bytes exchanged and validation loss per run) comes with it.
 
 Examples
 --------
@@ -130,41 +130,44 @@ class ComparisonTable:
         rows = self.rows()
         if not rows:
             return "ComparisonTable(no runs)"
-        heads = list(rows[0])
-        width = {h: max(len(h), *(len(r[h]) for r in rows)) for h in heads}
-        lines = ["  ".join(h.rjust(width[h]) if i else h.ljust(width[h])
-                           for i, h in enumerate(heads))]  # fmt: skip
+        heads = [h for h in rows[0] if h != "run"]
+        names = [r["run"] for r in rows]
+        label_w = max(len(h) for h in heads)
+        width = [max(len(n), *(len(r[h]) for h in heads)) for n, r in zip(names, rows, strict=True)]
+        lines = [
+            " " * label_w + "  " + "  ".join(n.rjust(w) for n, w in zip(names, width, strict=True))
+        ]
         lines += [
-            "  ".join(
-                r[h].rjust(width[h]) if i else r[h].ljust(width[h]) for i, h in enumerate(heads)
-            )
-            for r in rows
+            h.ljust(label_w)
+            + "  "
+            + "  ".join(r[h].rjust(w) for r, w in zip(rows, width, strict=True))
+            for h in heads
         ]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
+        """One column per run, one row per measure (with its unit): narrow enough for a notebook."""
         rows = self.rows()
         if not rows:
             return "<p>No runs to compare yet: run <code>%%train</code> first.</p>"
-        heads = list(rows[0])
+        heads = [h for h in rows[0] if h != "run"]
         th = "".join(
-            f'<th style="white-space:normal;vertical-align:bottom;max-width:7em;'
-            f'text-align:{"left" if i < 2 else "right"}">{html.escape(h)}</th>'
-            for i, h in enumerate(heads)
+            '<th style="text-align:right;white-space:normal;max-width:9em">'
+            f"{html.escape(r['run'])}</th>"
+            for r in rows
         )
         body = "".join(
-            "<tr>"
+            f'<tr><th style="text-align:left;white-space:nowrap">{html.escape(h)}</th>'
             + "".join(
-                f'<td style="text-align:{"left" if i < 2 else "right"};white-space:nowrap">'
-                f"{html.escape(v)}</td>"
-                for i, v in enumerate(row.values())
+                f'<td style="text-align:right;white-space:nowrap">{html.escape(r[h])}</td>'
+                for r in rows
             )
             + "</tr>"
-            for row in rows
+            for h in heads
         )
         table = (
-            '<table class="wb-comparison" style="font-size:12px;table-layout:auto;'
-            f'max-width:100%"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
+            '<table class="wb-comparison" style="font-size:12px;table-layout:auto;max-width:100%">'
+            f"<thead><tr><th></th>{th}</tr></thead><tbody>{body}</tbody></table>"
         )
         return f'<div class="wb-comparison-view" style="max-width:100%">{table}{self.chart()}</div>'
 
