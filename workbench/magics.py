@@ -608,25 +608,6 @@ def _check_near_misses(assigned: set[str]) -> None:
             )
 
 
-def _check_near_misses(assigned: set[str]) -> None:
-    """Refuse a cell that binds a near miss (``train_dat``) of a name it should bind instead.
-
-    Raises
-    ------
-    UsageError
-        Naming both names and the fix.
-    """
-    expected = (*REQUIRED_NAMES, *OPTIONAL_NAMES)
-    for name in sorted(assigned - set(expected)):
-        close = difflib.get_close_matches(name, expected, n=1, cutoff=0.8)
-        if close and close[0] not in assigned:
-            raise UsageError(
-                f"the cell binds {name!r}, but %%train reads {close[0]!r}: rename {name} to "
-                f"{close[0]} (otherwise the run would use {close[0]!r} from an earlier cell, "
-                "or have none)"
-            )
-
-
 class _Missing:
     def __repr__(self) -> str:
         return "<missing>"

@@ -14,11 +14,7 @@ import re
 import pytest
 
 #: Warnings that are not the tutorial's to fix, each with where it is fixed. Keep it empty.
-KNOWN_NOISE: tuple[str, ...] = (
-    # ecCodes probed when opening GeoTIFFs: fixed in the data layer (open.py reads GeoTIFFs
-    # without loading cfgrib); drop this entry once that has landed.
-    "ecCodes 2.42.0 or higher is recommended",
-)
+KNOWN_NOISE: tuple[str, ...] = ()
 
 _PLOT_POINTS = """(name) => {
   if (!window.Bokeh || !Bokeh.documents) return -1;
