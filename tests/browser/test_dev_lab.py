@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, REPO, TIMEOUT_MS, _free_port
+from tests.browser.conftest import CHROMIUM, REPO, TIMEOUT_MS, _free_port
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def dev_lab(tmp_path):
         shutil.rmtree(kernel_dir, ignore_errors=True)
 
 
-def test_dev_lab_opens_only_the_quickstart_clean_and_keeps_its_token_private(dev_lab):
+def test_dev_lab_opens_only_the_quickstart_clean_and_keeps_its_token_private(dev_lab, browser):
     proc, url, token, tmp, workspaces = dev_lab
     # the token is not on any command line of the server's processes
     cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace")
@@ -91,37 +91,34 @@ def test_dev_lab_opens_only_the_quickstart_clean_and_keeps_its_token_private(dev
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
     assert not (workspaces / "lab-a511.jupyterlab-workspace").exists()
 
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(TIMEOUT_MS)
-            printed = (tmp / "lab.log").read_text()
-            assert f"{url}/lab/tree/01_quickstart.ipynb?token={token}" in printed
-            page.goto(f"{url}/?token={token}")  # the server's front page: its default URL
-            page.wait_for_function(
-                """() => {
-                    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                    const k = w && w.sessionContext && w.sessionContext.session
-                      && w.sessionContext.session.kernel;
-                    return !!k && k.status === 'idle' && w.content.widgets.length > 0;
-                }"""
-            )
-            page.wait_for_timeout(2000)  # let kernel info reach the notebook's metadata
-            state = page.evaluate(
-                """() => {
-                    const app = window.jupyterapp;
-                    const docs = [...app.shell.widgets('main')]
-                      .map(w => w.context && w.context.path);
-                    const w = app.shell.currentWidget;
-                    return {docs, dirty: w.context.model.dirty,
-                            marked: !!document.querySelector('.lm-TabBar-tab.jp-mod-dirty')};
-                }"""
-            )
-        finally:
-            browser.close()
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        printed = (tmp / "lab.log").read_text()
+        assert f"{url}/lab/tree/01_quickstart.ipynb?token={token}" in printed
+        page.goto(f"{url}/?token={token}")  # the server's front page: its default URL
+        page.wait_for_function(
+            """() => {
+                const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                const k = w && w.sessionContext && w.sessionContext.session
+                  && w.sessionContext.session.kernel;
+                return !!k && k.status === 'idle' && w.content.widgets.length > 0;
+            }"""
+        )
+        page.wait_for_timeout(2000)  # let kernel info reach the notebook's metadata
+        state = page.evaluate(
+            """() => {
+                const app = window.jupyterapp;
+                const docs = [...app.shell.widgets('main')]
+                  .map(w => w.context && w.context.path);
+                const w = app.shell.currentWidget;
+                return {docs, dirty: w.context.model.dirty,
+                        marked: !!document.querySelector('.lm-TabBar-tab.jp-mod-dirty')};
+            }"""
+        )
+    finally:
+        context.close()
     assert state["docs"] == ["01_quickstart.ipynb"]
     assert state["dirty"] is False
     assert state["marked"] is False

@@ -37,7 +37,6 @@ import pytest
 from tests.browser.conftest import (
     _OUTPUT_TEXTS,
     CHROMIUM,
-    CHROMIUM_ARGS,
     REPO,
     TIMEOUT_MS,
     _free_port,
@@ -232,55 +231,52 @@ def _quick_quickstart(path: Path) -> None:
     os.chown(path, stat.st_uid, stat.st_gid)
 
 
-def test_a_second_user_runs_the_quickstart_through_the_hub(hub):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(f"{hub.url}/hub/login")
-            page.fill("#username_input", USER)
-            page.fill("#password_input", hub.password)
-            page.click("#login_submit")
-            page.wait_for_url(f"**/user/{USER}/lab/**", timeout=TIMEOUT_MS * 2)
-            page.wait_for_function(
-                """() => {
-                    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                    const k = w && w.sessionContext && w.sessionContext.session
-                      && w.sessionContext.session.kernel;
-                    return !!k && k.status === 'idle'
-                      && w.context.path.endsWith('01_quickstart.ipynb');
-                }""",
-                timeout=TIMEOUT_MS * 2,
-            )
-            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-            page.wait_for_function(
-                """() => {
-                    const w = window.jupyterapp.shell.currentWidget;
-                    const k = w.sessionContext.session.kernel;
-                    return k.status === 'idle' && w.content.widgets.every(
-                        c => c.model.type !== 'code' || c.model.executionCount !== null);
-                }""",
-                timeout=TIMEOUT_MS * 5,
-            )
-            texts = "\n".join(page.evaluate(_OUTPUT_TEXTS))
-            # the widgets rendered through the hub's proxy: map with its offline context,
-            # the gallery's thumbnails, the live plot
-            page.wait_for_function(
-                "() => document.querySelectorAll('.leaflet-wb-context-pane path').length >= 3"
-            )
-            page.wait_for_function(
-                """() => {
-                    const imgs = [...document.querySelectorAll('.wb-gallery .wb-thumb img')];
-                    return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);
-                }"""
-            )
-            assert page.locator(".wb-liveplot").count() >= 1
-            page.screenshot(path=str(REPO / "artifacts" / "browser_hub_quickstart.png"))
-        finally:
-            browser.close()
+def test_a_second_user_runs_the_quickstart_through_the_hub(hub, browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{hub.url}/hub/login")
+        page.fill("#username_input", USER)
+        page.fill("#password_input", hub.password)
+        page.click("#login_submit")
+        page.wait_for_url(f"**/user/{USER}/lab/**", timeout=TIMEOUT_MS * 2)
+        page.wait_for_function(
+            """() => {
+                const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                const k = w && w.sessionContext && w.sessionContext.session
+                  && w.sessionContext.session.kernel;
+                return !!k && k.status === 'idle'
+                  && w.context.path.endsWith('01_quickstart.ipynb');
+            }""",
+            timeout=TIMEOUT_MS * 2,
+        )
+        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        page.wait_for_function(
+            """() => {
+                const w = window.jupyterapp.shell.currentWidget;
+                const k = w.sessionContext.session.kernel;
+                return k.status === 'idle' && w.content.widgets.every(
+                    c => c.model.type !== 'code' || c.model.executionCount !== null);
+            }""",
+            timeout=TIMEOUT_MS * 5,
+        )
+        texts = "\n".join(page.evaluate(_OUTPUT_TEXTS))
+        # the widgets rendered through the hub's proxy: map with its offline context,
+        # the gallery's thumbnails, the live plot
+        page.wait_for_function(
+            "() => document.querySelectorAll('.leaflet-wb-context-pane path').length >= 3"
+        )
+        page.wait_for_function(
+            """() => {
+                const imgs = [...document.querySelectorAll('.wb-gallery .wb-thumb img')];
+                return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);
+            }"""
+        )
+        assert page.locator(".wb-liveplot").count() >= 1
+        page.screenshot(path=str(REPO / "artifacts" / "browser_hub_quickstart.png"))
+    finally:
+        context.close()
     # "Stop My Server": nothing of the user's is left running
     hub.api(f"users/{USER}/server", method="DELETE")
     deadline = time.monotonic() + 60
