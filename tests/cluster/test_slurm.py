@@ -100,7 +100,14 @@ class Slurm:
 
     def hold_node(self) -> str:
         """Submit a job that takes every CPU of the node, and wait until it runs."""
-        job = self.run("sbatch", "--parsable", f"--ntasks={self.cpus}", "--wrap", "sleep 600")
+        job = self.run(
+            "sbatch",
+            "--parsable",
+            f"--ntasks={self.cpus}",
+            f"--output={self.root / 'hold-%j.out'}",  # not slurm-ID.out in the working folder
+            "--wrap",
+            "sleep 600",
+        )
         job = job.strip().split(";")[0]
         self.seen.add(job)
         self.wait_state(job, {"RUNNING"})

@@ -121,3 +121,29 @@ def decode_stores(era5_nc: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     """One store per chain of ``DECODE_STORES``: ``t2m`` (float32, one chunk all-NaN, so never
     written) and ``t2m_packed`` (int16 with scale, offset and fill), from the real ERA5 cube."""
     return write_stores(era5_cube(era5_nc), tmp_path_factory.mktemp("decode"))
+
+
+@pytest.fixture(scope="session")
+def band_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Band-per-file products written once from the real Sentinel-2 / Landsat pixels.
+
+    ``s2``: two dates of 13 single-band GeoTIFFs (10/20/60 m on their own grids);
+    ``s2_34``: the first date reprojected into EPSG:32634 with SCL and MSK_CLDPRB (L2A names);
+    ``nc``: one NetCDF per band, CRS only as a per-variable PROJ attribute;
+    ``landsat``: Landsat 7 Collection 2 names with a QA_PIXEL band.
+    """
+    from workbench.data import examples
+
+    root = tmp_path_factory.mktemp("band_files")
+    s2 = examples.sentinel2_scenes(root / "s2", dates=[0, 1])
+    s2_34 = examples.sentinel2_scenes(
+        root / "s2_34", dates=[0], crs="EPSG:32634", provider_masks=True, level="L2A"
+    )
+    return {
+        "s2": s2[0],
+        "s2_second": s2[1],
+        "s2_root": root / "s2",
+        "s2_34": s2_34[0],
+        "nc": examples.sentinel2_netcdf_bands(root / "nc"),
+        "landsat": examples.landsat_scene(root / "landsat"),
+    }

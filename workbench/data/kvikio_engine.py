@@ -213,8 +213,10 @@ class KvikioBackendEntrypoint(BackendEntrypoint):
         cupy = lazy_import("cupy", extra="gpu", purpose="engine='kvikio'")
         # the chunk decoder reads encoded bytes on the host itself; GDS reads serve zarr's pipeline
         store = _gpu_store(filename_or_obj, use_gds and decode == "zarr")
+        from xarray.backends.zarr import ZarrBackendEntrypoint
+
         common: dict[str, Any] = {
-            "engine": "zarr",
+            "engine": ZarrBackendEntrypoint,  # by class: no other backend plugin is loaded
             "chunks": None,
             "cache": False,
             "decode_times": decode_times,
