@@ -31,6 +31,7 @@ torch = pytest.importorskip(
 )
 jupyter_client = pytest.importorskip("jupyter_client")
 from IPython.core.error import UsageError
+from IPython.core.getipython import get_ipython as current_shell
 from IPython.testing.globalipapp import get_ipython
 
 from workbench.errors import LaunchError
@@ -504,7 +505,7 @@ loss_fn = torch.nn.functional.mse_loss
 
 @pytest.fixture(scope="module")
 def ip(slurm):
-    shell = get_ipython()
+    shell = get_ipython() or current_shell()  # started once per process, by whichever asks first
     shell.run_line_magic("load_ext", "workbench")
     yield shell
     shell.run_line_magic("unload_ext", "workbench")
