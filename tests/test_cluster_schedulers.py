@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from workbench.cluster.hosts import (
+from workbench.cluster.nodes import (
     controller_addresses,
     cpu_allocation,
     interface_address,
@@ -287,7 +287,7 @@ def test_the_controller_advertises_a_reachable_address_not_0_0_0_0():
 def test_the_cpus_come_from_the_affinity_mask_and_the_job():
     code = (
         "import os, json; os.sched_setaffinity(0, {0}); "
-        "from workbench.cluster.hosts import cpu_allocation; print(json.dumps(cpu_allocation()))"
+        "from workbench.cluster.nodes import cpu_allocation; print(json.dumps(cpu_allocation()))"
     )
     if not hasattr(os, "sched_setaffinity"):
         pytest.skip("no affinity masks on this platform")

@@ -45,7 +45,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from workbench._optional import lazy_import
-from workbench.cluster.ipp import IpyparallelCluster, IpyparallelLauncher
+from workbench.cluster.ipp import IpyparallelCluster
 from workbench.cluster.launch import LocalProcessLauncher, find_launcher
 from workbench.cluster.orchestrate import launch_training
 from workbench.cluster.schedulers import LAUNCHERS, WaitProgress, scheduler
@@ -779,7 +779,10 @@ class WorkbenchMagics(Magics):
                 f"the cluster has {have} engines, --engines {request.engines} needs more. "
                 + self.active.hint(request.engines)
             )
-        return IpyparallelLauncher(self.active, interface=args.interface)
+        launcher = self.active.launcher()
+        if args.interface:
+            launcher.interface = args.interface
+        return launcher
 
     # -- %train_compare ------------------------------------------------------------------------
     @magic_arguments()

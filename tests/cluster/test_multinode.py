@@ -25,7 +25,7 @@ from IPython.core.getipython import get_ipython as current_shell
 from IPython.testing.globalipapp import get_ipython
 
 from workbench.cluster import ClusterSpec, IpyparallelCluster, IpyparallelLauncher, TrainRequest
-from workbench.cluster.hosts import interfaces, reachable_address
+from workbench.cluster.nodes import interfaces, reachable_address
 from workbench.cluster.orchestrate import launch_training
 from workbench.errors import EngineDiedError, LaunchError
 from workbench.models import NDVIRegressor
@@ -93,7 +93,7 @@ def test_ddp_rendezvous_and_gloo_use_the_chosen_interface():
         )
         # engines on several hosts without a chosen interface: a reachable address, never the
         # loopback address ``gethostbyname(gethostname())`` may give
-        from workbench.cluster.ipp import _engine_rendezvous
+        from workbench.cluster.ipp_launcher import _engine_rendezvous
 
         ids = cluster.engine_ids()[:1]
         ((auto, _, auto_if),) = cluster.ask(ids, _engine_rendezvous, False, None, during="asked")

@@ -35,12 +35,20 @@ from workbench.cluster.spec import ClusterSpec
 from workbench.errors import LaunchError
 
 __all__ = [
+    "ipyparallel",
     "profile_folder",
     "private_profile_folder",
     "configure_engines",
     "engine_job",
     "cancel_command",
 ]
+
+
+def ipyparallel() -> Any:
+    """Return the ipyparallel module, or raise the error that says how to install it."""
+    return lazy_import(
+        "ipyparallel", extra="cluster", purpose="engines (%cluster, %%train --engines)"
+    )
 
 
 def _launcher_module() -> Any:

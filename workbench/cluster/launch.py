@@ -32,7 +32,7 @@ from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 from workbench._optional import lazy_import
-from workbench.cluster.hosts import cpu_allocation, free_port, loopback_ifname
+from workbench.cluster.nodes import cpu_allocation, free_port, loopback_ifname
 from workbench.errors import EngineDiedError, LaunchError, TrainingError, TrainingTimeoutError
 from workbench.metering.events import StepEvent
 from workbench.training.task import WorkerCall, WorkerInfo

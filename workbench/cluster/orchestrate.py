@@ -33,8 +33,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from workbench.cluster.hosts import cpu_allocation
 from workbench.cluster.launch import Launcher, TrainingTimeoutError, WorkerCall, WorkerInfo
+from workbench.cluster.nodes import cpu_allocation
 from workbench.errors import EngineDiedError, LaunchError
 from workbench.metering.events import StepEvent
 from workbench.training.checkpoint import (

@@ -168,7 +168,6 @@ LAUNCHERS: dict[str, Scheduler] = {
             gpus="request_gpus = {}",
             cpus="request_cpus = {}",
             time=lambda s: f"allowed_execute_duration = {s}",
-            job_env="CONDOR_JOB_ID",
         ),
     )
 }

@@ -51,7 +51,7 @@ class WorkerInfo:
 
     ``cpus`` counts the CPUs the worker may run on (its affinity mask, which a batch job's
     allocation narrows); ``threads``, when the launcher knows it, is the torch thread count
-    the worker's allocation gives it (see :func:`workbench.cluster.hosts.threads_per_worker`);
+    the worker's allocation gives it (see :func:`workbench.cluster.nodes.threads_per_worker`);
     otherwise workers on one host share its ``cpus`` evenly.
     """
 
