@@ -193,3 +193,16 @@ def test_train_launcher_names_where_scheduler_engines_come_from(ip):
             "train_data = TensorDataset(torch.rand(8, 1), torch.rand(8, 1))\n"
             "loss_fn = torch.nn.functional.mse_loss",
         )
+
+
+def test_launchers_that_cannot_run_here_say_why_and_leave_nothing(ip):
+    import shutil
+
+    before = psutil.Process().children(recursive=True)
+    if shutil.which("mpiexec") is None:
+        with pytest.raises(LaunchError, match=r"MPI launcher.*No such file or directory: 'mpiexec'"):
+            ip.run_line_magic("cluster", "start --launcher mpi -n 2 --timeout 20")
+    with pytest.raises(LaunchError, match="the ssh launcher needs the hosts"):
+        ip.run_line_magic("cluster", "start --launcher ssh -n 2")
+    assert psutil.Process().children(recursive=True) == before
+    assert ip.run_line_magic("cluster", "status")["engines"] == []

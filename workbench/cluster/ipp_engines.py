@@ -180,6 +180,12 @@ def configure_engines(cluster: Any, spec: ClusterSpec) -> Scheduler:
         s = found
     options = spec.batch_options()
     check_options(s.name, **options)
+    if s.name == "ssh" and not cluster.config.get("SSHEngineSetLauncher", {}).get("engines"):
+        raise LaunchError(
+            "the ssh launcher needs the hosts to start engines on: set "
+            "c.SSHEngineSetLauncher.engines = {'node1': 4, 'node2': 4} in the profile's "
+            "ipcluster_config.py and start with --profile NAME"
+        )
     if not s.batch:
         cluster.engine_launcher_class = base
         return s
