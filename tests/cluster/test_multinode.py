@@ -200,7 +200,7 @@ def test_launchers_that_cannot_run_here_say_why_and_leave_nothing(ip):
 
     before = psutil.Process().children(recursive=True)
     if shutil.which("mpiexec") is None:
-        with pytest.raises(LaunchError, match=r"MPI launcher.*No such file or directory: 'mpiexec'"):
+        with pytest.raises(LaunchError, match=r"MPI launcher.*No such file .*'mpiexec'"):
             ip.run_line_magic("cluster", "start --launcher mpi -n 2 --timeout 20")
     with pytest.raises(LaunchError, match="the ssh launcher needs the hosts"):
         ip.run_line_magic("cluster", "start --launcher ssh -n 2")
