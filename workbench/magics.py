@@ -214,8 +214,16 @@ def cluster_args(f: Any) -> Any:
                 metavar="TIME",
                 help="time limit of the job: minutes, H:MM:SS or D-HH:MM:SS",
             ),
-            ma.argument("--gpus-per-engine", type=_positive(int), default=None, help="GPUs"),
-            ma.argument("--cpus-per-engine", type=_positive(int), default=None, help="CPUs"),
+            ma.argument(
+                "--gpus-per-engine", type=_positive(int), default=None, metavar="N", help="GPUs"
+            ),
+            ma.argument(
+                "--cpus-per-engine",
+                type=_positive(int),
+                default=None,
+                metavar="N",
+                help="CPUs (and torch threads) per engine",
+            ),
             ma.argument(
                 "--directive",
                 action="append",
@@ -229,7 +237,7 @@ def cluster_args(f: Any) -> Any:
                 help="controller address (default loopback; 0.0.0.0 listens everywhere and "
                 "advertises the host's reachable address)",
             ),
-            ma.argument_group("Both"),
+            ma.argument_group("Start and connect"),
             ma.argument(
                 "--profile",
                 default=None,
