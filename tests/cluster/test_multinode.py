@@ -21,8 +21,6 @@ torch = pytest.importorskip(
     "torch", reason="torch is not installed on this leg; the torch leg runs it"
 )
 from IPython.core.error import UsageError
-from IPython.core.getipython import get_ipython as current_shell
-from IPython.testing.globalipapp import get_ipython
 
 from workbench.cluster import ClusterSpec, IpyparallelCluster, IpyparallelLauncher, TrainRequest
 from workbench.cluster.nodes import interfaces, reachable_address
@@ -55,8 +53,8 @@ def _listening(pids):
 
 
 @pytest.fixture(scope="module")
-def ip():
-    shell = get_ipython() or current_shell()  # started once per process, by whichever asks first
+def ip(ipython_shell):
+    shell = ipython_shell
     shell.run_line_magic("load_ext", "workbench")
     yield shell
     shell.run_line_magic("unload_ext", "workbench")

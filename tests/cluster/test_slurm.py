@@ -31,8 +31,6 @@ torch = pytest.importorskip(
 )
 jupyter_client = pytest.importorskip("jupyter_client")
 from IPython.core.error import UsageError
-from IPython.core.getipython import get_ipython as current_shell
-from IPython.testing.globalipapp import get_ipython
 
 from workbench.errors import LaunchError
 from workbench.training.checkpoint import load_checkpoint
@@ -504,8 +502,8 @@ loss_fn = torch.nn.functional.mse_loss
 
 
 @pytest.fixture(scope="module")
-def ip(slurm):
-    shell = get_ipython() or current_shell()  # started once per process, by whichever asks first
+def ip(slurm, ipython_shell):
+    shell = ipython_shell
     shell.run_line_magic("load_ext", "workbench")
     yield shell
     shell.run_line_magic("unload_ext", "workbench")
