@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import subprocess
 import sys
 import zipfile
@@ -25,6 +27,13 @@ def test_copy_tutorials_into_a_home_keeps_a_users_edits(tmp_path, capsys):
     assert len(names) >= 5
     assert (dest / "data" / "era5" / "era5_t2m_uk_2019-03-01_14d.nc").is_file()
     assert (dest / "data" / "PROVENANCE.md").is_file()
+    for name in names:  # stamped for this Python, so JupyterLab opens them unmodified
+        copied = json.loads((dest / name).read_text(encoding="utf-8"))
+        original = json.loads((ROOT / "notebooks" / name).read_text(encoding="utf-8"))
+        assert copied["metadata"]["language_info"]["version"] == platform.python_version()
+        copied["metadata"]["language_info"]["version"] = "-"
+        original["metadata"]["language_info"]["version"] = "-"
+        assert copied == original
     (dest / "01_quickstart.ipynb").write_text("my edits")
     assert main(["tutorials", "copy", str(dest)]) == 0
     assert (dest / "01_quickstart.ipynb").read_text() == "my edits"  # never overwritten

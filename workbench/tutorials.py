@@ -14,6 +14,8 @@ uses), and writes the executed copy next to the other run artifacts.
 from __future__ import annotations
 
 import argparse
+import json
+import platform
 import shutil
 import sys
 import time
@@ -60,6 +62,11 @@ def copy_tutorials(destination: str | Path, *, overwrite: bool = False) -> list[
     -------
     list of Path
         The files written.
+
+    Notes
+    -----
+    Each copied notebook's ``language_info.version`` is this Python's (the one whose kernel
+    the copies will run on), so JupyterLab opens them clean rather than marked modified.
     """
     source, dest = tutorials_dir(), Path(destination).expanduser()
     written = []
@@ -72,10 +79,23 @@ def copy_tutorials(destination: str | Path, *, overwrite: bool = False) -> list[
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(path, tmp)
+        if path.suffix == ".ipynb":
+            tmp.write_text(_for_this_python(path.read_text(encoding="utf-8")), encoding="utf-8")
+        else:
+            shutil.copyfile(path, tmp)
         tmp.replace(target)  # atomic: never a half-copied notebook
         written.append(target)
     return written
+
+
+def _for_this_python(text: str) -> str:
+    """Return a notebook's JSON with its ``language_info.version`` set to this Python's."""
+    nb = json.loads(text)
+    info = nb.get("metadata", {}).get("language_info")
+    if not info or info.get("version") == platform.python_version():
+        return text
+    info["version"] = platform.python_version()
+    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"  # nbformat's own layout
 
 
 def _override_source(mocks: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import secrets
 import shutil
 import stat
@@ -24,6 +25,14 @@ def dev_lab(tmp_path):
         pytest.skip(f"chromium not found at {CHROMIUM}: apt-get install -y chromium")
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     pytest.importorskip("jupyterlab", reason="jupyterlab is not installed")
+    quickstart = json.loads((REPO / "notebooks" / "01_quickstart.ipynb").read_text())
+    lab_python = quickstart["metadata"]["language_info"]["version"]
+    if platform.python_version() != lab_python:
+        pytest.skip(
+            f"./dev lab serves the committed tutorials, written for the lab's Python {lab_python}; "
+            f"on Python {platform.python_version()} `workbench tutorials --copy` stamps the copies "
+            "(tests/test_tutorials_cli.py)"
+        )
     port, token = _free_port(), secrets.token_hex(16)
     workspaces = tmp_path / "workspaces"
     workspaces.mkdir()
