@@ -38,7 +38,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from workbench._optional import lazy_import
-from workbench.cluster.ipp import IpyparallelCluster, IpyparallelLauncher
+from workbench.cluster.ipp import IpyparallelCluster
 from workbench.cluster.launch import LocalProcessLauncher, find_launcher
 from workbench.cluster.orchestrate import launch_training, plan_partitions
 from workbench.cluster.spec import (
@@ -319,6 +319,13 @@ class WorkbenchMagics(Magics):
     @argument("action", choices=["start", "connect", "status", "stop"], help="what to do")
     @argument("-n", "--engines", type=_positive(int), default=2, help="start: engines")
     @argument("--ip", default="127.0.0.1", help="start: controller address (default loopback)")
+    @argument(
+        "--hosts",
+        type=_positive(int),
+        default=None,
+        help="start: N engines as namespaced hosts on a shaped network (needs root)",
+    )
+    @argument("--rate", type=_positive(float), default=1000.0, help="start --hosts: link Mbit/s")
     @argument("--profile", default=None, help="connect: IPython profile name")
     @argument("--profile-dir", default=None, help="start/connect: profile folder")
     @argument("--cluster-id", default=None, help="connect: cluster id within the profile")
@@ -329,9 +336,22 @@ class WorkbenchMagics(Magics):
         ``%cluster start -n 2`` starts a controller on 127.0.0.1 and 2 engines with a private
         profile folder; ``%cluster connect --profile NAME`` attaches to a running cluster;
         ``%cluster status`` returns engines, hosts, pids and queues; ``%cluster stop`` stops a
-        cluster started here (or disconnects from another).
+        cluster started here (or disconnects from another). ``%cluster start --hosts 4 --rate
+        100`` starts 4 engines as hosts in network namespaces, their links shaped to 100 Mbit/s
+        (:class:`~workbench.cluster.hosts.HostCluster`; needs root).
         """
         args = ma.parse_argstring(cast(Any, self).cluster, line)
+        if args.action == "start" and args.hosts is not None:
+            if self.active is not None:
+                raise UsageError("a cluster is already active: %cluster stop first")
+            from workbench.cluster.hosts import HostCluster
+
+            try:
+                self.active = HostCluster.start(args.hosts, rate_mbit=args.rate)
+            except WorkbenchError as exc:
+                raise UsageError(str(exc)) from exc
+            print(f"started {args.hosts} hosts at {args.rate:g} Mbit/s: {self.active!r}")
+            return None
         if args.action == "start":
             if self.active is not None:
                 raise UsageError("a cluster is already active: %cluster stop first")
@@ -522,7 +542,7 @@ class WorkbenchMagics(Magics):
                 f"the cluster has {have} engines, --engines {request.engines} needs more: "
                 f"%cluster stop, then %cluster start -n {request.engines}"
             )
-        return IpyparallelLauncher(self.active)
+        return self.active.launcher()
 
     def _callbacks(self, args: argparse.Namespace, request: TrainRequest) -> tuple[list[Any], Any]:
         callbacks: list[Any] = []

@@ -226,6 +226,10 @@ class IpyparallelCluster:
         while len(self.client.ids) > self.spec.n and time.monotonic() < deadline:
             time.sleep(0.1)  # old ids are unregistered asynchronously
 
+    def launcher(self) -> IpyparallelLauncher:
+        """Return a launcher that trains on this cluster's engines."""
+        return IpyparallelLauncher(self)
+
     def stop(self) -> None:
         """Stop a cluster started here (engines and controller); disconnect from any other."""
         if self.owned and self.cluster is not None:
