@@ -4,7 +4,8 @@ A *chipper* turns one catalog piece (an ``xarray.Dataset`` from
 :meth:`~workbench.catalog.Catalog.open`) into :class:`PieceChips`: inputs, targets and chip
 centres, always the same chips in the same order for the same piece. :func:`chip_table` runs it
 over catalog records and keeps, for every chip, the record it came from and its position
-there: the index of the chips, as small as the catalog.
+there: the index of the chips, as small as the catalog. A key of several record ids joined by
+``|`` hands the chipper a tuple of pieces (a training pair and its mask, say).
 
 :class:`HostChips` is a view on some rows of such an index that reads pixels on the host that
 holds them: on a worker, it opens the staged catalog in its own data folder
@@ -37,10 +38,12 @@ from workbench._optional import lazy_import
 from workbench.errors import CatalogError, GeocodeError
 from workbench.geo.geohash import encode
 
-__all__ = ["PieceChips", "ChipTable", "chip_table", "HostChips", "HOST_DATA_ENV"]
+__all__ = ["PieceChips", "ChipTable", "chip_table", "HostChips", "HOST_DATA_ENV", "KEY_SEP"]
 
 #: Environment variable holding a host's own data folder (set on engines of a HostCluster).
 HOST_DATA_ENV = "WORKBENCH_HOST_DATA"
+#: Joins the record ids of a key whose chips need several pieces (e.g. cloudy|clear|mask).
+KEY_SEP = "|"
 
 
 class PieceChips(NamedTuple):
@@ -81,8 +84,11 @@ class ChipTable:
         return HostChips(self.record_ids, self.positions, self.codes, chipper, subdir=subdir)
 
 
-def _open_piece(catalog: Any, record_id: str) -> Any:
-    piece = catalog.open(record_id)
+def _open_piece(catalog: Any, key: str) -> Any:
+    """One record's piece, or a tuple of pieces for a key of ids joined by ``|``."""
+    if KEY_SEP in key:
+        return tuple(_open_piece(catalog, k) for k in key.split(KEY_SEP))
+    piece = catalog.open(key)
     return piece.load() if hasattr(piece, "load") else piece
 
 
@@ -225,7 +231,7 @@ class HostChips:
         catalog = Catalog(folder)
         known = set(catalog.records["id"].tolist())
         wanted = list(dict.fromkeys(self.record_ids.tolist()))
-        missing = [r for r in wanted if r not in known]
+        missing = [r for key in wanted for r in key.split(KEY_SEP) if r not in known]
         if missing:
             raise CatalogError(
                 f"{len(missing)} record(s) (e.g. {missing[0]!r}) are not staged in {folder}; "

@@ -95,8 +95,9 @@ class HostTask:
     loss_fn: Callable[[Any, Any], Any]
     score: Callable[[Any, ChipTable, int | None], tuple[dict[str, float], np.ndarray[Any, Any]]]
     targets: tuple[str, ...] = ("target",)
-    metrics: Mapping[str, Callable[[Any, Any], Any]] = field(default_factory=dict)
+    optimizer: Any = None
     error_precision: int = 4
+    baselines: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _pull(url: str, token: str, rel: str, subdir: str) -> int:
@@ -160,6 +161,7 @@ def _request(
         model=copy.deepcopy(task.model),
         train_data=train_data,
         loss_fn=task.loss_fn,
+        optimizer=task.optimizer,
         targets=task.targets,
         strategy=spec.strategy,
         engines=n,

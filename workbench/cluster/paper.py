@@ -30,7 +30,22 @@ from workbench.cluster.experiment import (
 )
 from workbench.cluster.hosts import HostCluster
 
-__all__ = ["water_host_task", "score_regression", "task_diagnostics", "run_grid"]
+__all__ = [
+    "water_host_task",
+    "cloud_host_task",
+    "score_regression",
+    "score_images",
+    "task_diagnostics",
+    "run_grid",
+    "CLOUD_STRATEGIES",
+]
+
+#: SpAGAN rows: one distributed model vs one model per geohash-6 cell (one by one / lockstep).
+CLOUD_STRATEGIES = (
+    StrategySpec("ddp", "ddp"),
+    StrategySpec("partitioned", "partitioned", precision=6),
+    StrategySpec("containerised", "partitioned", precision=6, lockstep=True),
+)
 
 
 def score_regression(
@@ -44,6 +59,26 @@ def score_regression(
     pred = result.predict(x, codes).detach().numpy().reshape(-1)
     se = (pred.astype(np.float64) - target) ** 2
     return {"held_out_error": float(se.mean()), "held_out_rmse": float(np.sqrt(se.mean()))}, se
+
+
+def score_images(
+    result: Any, table: ChipTable, precision: int | None
+) -> tuple[dict[str, float], np.ndarray[Any, Any]]:
+    """Held-out PSNR, SSIM and MSE of generated cloud-free chips; per-chip MSE as the errors."""
+    torch = lazy_import("torch", purpose="scoring")
+    from workbench.models.spagan import psnr, ssim
+
+    c = table.y.shape[1] - 1
+    cloudy = torch.from_numpy(np.ascontiguousarray(table.x[:, :c]))
+    clear = torch.from_numpy(np.ascontiguousarray(table.y[:, :c]))
+    codes = table.codes.tolist() if result.models else None
+    fake = result.predict(cloudy, codes)[:, :c].detach().clamp(0.0, 1.0)
+    mse = ((fake - clear) ** 2).flatten(1).mean(dim=1).numpy().astype(np.float64)
+    return {
+        "held_out_error": float(mse.mean()),
+        "psnr": float(psnr(fake, clear).mean()),
+        "ssim": float(ssim(fake, clear).mean()),
+    }, mse
 
 
 def task_diagnostics(task: Any, precisions: Sequence[int] = (3, 4)) -> dict[str, Any]:
@@ -103,6 +138,61 @@ def water_host_task(
         score=score_regression,
         targets=("log_kd489",),
         error_precision=task.partition_precision,
+    )
+
+
+def cloud_host_task(
+    folder: PathLike,
+    *,
+    root: PathLike | None = None,
+    width: int = 16,
+    lr: float = 2e-4,
+    seed: int = 0,
+) -> HostTask:
+    """The SpAGAN cloud-removal task of :mod:`workbench.training.cloudfree` as a host task.
+
+    ``baselines`` holds the PSNR/SSIM of the cloudy input and of the temporal composite.
+    """
+    import functools
+
+    torch = lazy_import("torch", purpose="the cloud-removal task")
+    from workbench.models.spagan import SpAGAN, psnr, spagan_loss, ssim
+    from workbench.training.cloudfree import cloud_task, composite_chips, s2_cloud_catalog
+
+    catalog = s2_cloud_catalog(folder, root or tempfile.mkdtemp(prefix="workbench-s2-"))
+    task = cloud_task(catalog, seed=seed)
+    held = task.held_out
+    c = held.y.shape[1] - 1
+    clear = torch.from_numpy(np.ascontiguousarray(held.y[:, :c]))
+    baselines = {}
+    for name, img in (
+        ("cloudy_input", torch.from_numpy(np.ascontiguousarray(held.x[:, :c]))),
+        ("temporal_composite", torch.from_numpy(composite_chips(task, held))),
+    ):
+        baselines[name] = {
+            "psnr": float(psnr(img, clear).mean()),
+            "ssim": float(ssim(img, clear).mean()),
+            "held_out_error": float(((img - clear) ** 2).mean()),
+        }
+    torch.manual_seed(seed)
+    return HostTask(
+        name="SpAGAN cloud removal, eo-learn Sentinel-2 (Slovenia)",
+        catalog=catalog,
+        records=task.records,
+        chipper=task.chipper,
+        train=task.train,
+        held_out=held,
+        model=SpAGAN(channels=c, width=width, disc_width=width),
+        loss_fn=spagan_loss,
+        score=score_images,
+        targets=("clear", "mask"),
+        optimizer=functools.partial(torch.optim.Adam, lr=lr, betas=(0.5, 0.999)),
+        error_precision=task.partition_precision,
+        baselines={
+            **baselines,
+            "pairs": len(task.pairs),
+            "partitions": task.pairs.geocode.nunique(),
+        },
     )
 
 
