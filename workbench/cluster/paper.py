@@ -149,7 +149,7 @@ def cloud_host_task(
     lr: float = 2e-4,
     seed: int = 0,
 ) -> HostTask:
-    """The SpAGAN cloud-removal task of :mod:`workbench.training.cloudfree` as a host task.
+    """Build the SpAGAN cloud-removal task of :mod:`workbench.training.cloudfree` (host task).
 
     ``baselines`` holds the PSNR/SSIM of the cloudy input and of the temporal composite.
     """

@@ -24,7 +24,8 @@ Examples
 --------
 >>> import torch
 >>> gan = SpAGAN(channels=3, width=8, disc_width=8)
->>> cloudy, clear, mask = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16), torch.rand(2, 1, 16, 16)
+>>> cloudy, clear = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+>>> mask = torch.rand(2, 1, 16, 16)
 >>> tuple(gan(cloudy).shape), tuple(gan(torch.cat([cloudy, clear, mask], 1)).shape)
 ((2, 4, 16, 16), (2, 5, 16, 16))
 >>> loss = spagan_loss(gan(torch.cat([cloudy, clear, mask], 1)), torch.cat([clear, mask], 1))
@@ -83,7 +84,7 @@ class _IRNN(nn.Module):
 
     @staticmethod
     def _scan(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, reverse: bool) -> torch.Tensor:
-        """The recurrence along the last axis (no in-place writes: vmap-friendly)."""
+        """Run the recurrence along the last axis (no in-place writes: vmap-friendly)."""
         cols = x.unbind(-1)
         order = range(len(cols) - 1, -1, -1) if reverse else range(len(cols))
         w, b = w[:, None], b[:, None]
@@ -166,6 +167,7 @@ class SpAGANGenerator(nn.Module):
         self.out = nn.Conv2d(width, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the generated image and the first attention map."""
         h = self.inp(x)
         for block in self.head:
             h = F.relu(block(h) + h)
@@ -196,6 +198,7 @@ class SpAGANDiscriminator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, pair: torch.Tensor) -> torch.Tensor:
+        """Return patch logits of ``(cloudy, candidate)`` stacked on channels."""
         out: torch.Tensor = self.net(pair)
         return out
 

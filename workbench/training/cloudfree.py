@@ -6,9 +6,9 @@ masks: three clear (2015-07-11, 08-30, 09-09) and two cloudy (07-31 thin, 08-20 
 masks themselves (dataset ``S2_CLM``) at a geohash precision. :func:`cloud_task` pairs every
 clear piece with the temporally closest cloudy piece of the same geocode
 (:func:`~workbench.catalog.pairs.cloud_pairs`, the paper's rule), cuts the pairs into chips with
-:class:`PairChipper` (RGB digital numbers over ``scale``, reflectance 0.35, clipped to [0, 1]; inputs the cloudy chip, the clear chip
-and the cloudy date's mask: :class:`~workbench.models.spagan.SpAGAN`'s training pack; targets
-the clear chip and the mask), holds out ``fraction`` of the chip locations of every partition
+:class:`PairChipper` (RGB digital numbers over ``scale``: reflectance 0.35 -> 1, clipped to
+[0, 1]; inputs the cloudy chip, the clear chip and the cloudy date's mask:
+:class:`~workbench.models.spagan.SpAGAN`'s training pack; targets the clear chip and the mask), holds out ``fraction`` of the chip locations of every partition
 (all their pairs) and augments the training chips with the 8 flips and rotations.
 :func:`composite_chips` builds the temporal-composite baseline of held-out chips: the median of
 the other dates' cloud-free observations (:func:`workbench.composites.composite`).
@@ -117,10 +117,8 @@ class PairChipper:
         return PieceChips(x, y, lon, lat)
 
     def _centres(self, piece: Any, c: int, ok: np.ndarray[Any, Any]) -> tuple[Any, Any]:
-        ydim, xdim = (
-            [d for d in piece.dims if d in ("y", "lat")][0],
-            [d for d in piece.dims if d in ("x", "lon")][0],
-        )
+        ydim = next(d for d in piece.dims if d in ("y", "lat"))
+        xdim = next(d for d in piece.dims if d in ("x", "lon"))
         ys = np.asarray(piece[ydim].values, dtype=np.float64)
         xs = np.asarray(piece[xdim].values, dtype=np.float64)
         cy = ys[: (len(ys) // c) * c].reshape(-1, c).mean(axis=1)
@@ -131,8 +129,10 @@ class PairChipper:
             return gx, gy
         from workbench.geo.crs import xy_to_lonlat
 
-        crs = piece.attrs.get("crs") or piece.rio.crs if hasattr(piece, "rio") else None
-        lon, lat = xy_to_lonlat(gx, gy, crs or piece.attrs["crs"])
+        crs = piece.attrs.get("crs")
+        if not crs:
+            raise DataReadError("a piece without attrs['crs']: open it with Catalog.open")
+        lon, lat = xy_to_lonlat(gx, gy, crs)
         return np.asarray(lon), np.asarray(lat)
 
 
@@ -219,7 +219,7 @@ def cloud_task(
 
 
 def composite_chips(task: CloudTask, table: ChipTable) -> np.ndarray[Any, Any]:
-    """The temporal-composite baseline of every chip of ``table`` (same order), ``(k, C, h, w)``.
+    """Return the temporal-composite baseline of each chip of ``table`` (same order, k x C x h x w).
 
     For a chip of the pair (cloudy, clear at date t), the per-pixel median of the geocode's
     other dates, each masked by its cloud mask (:func:`workbench.composites.composite`); a
@@ -245,7 +245,7 @@ def composite_chips(task: CloudTask, table: ChipTable) -> np.ndarray[Any, Any]:
         cloud = xr.DataArray(cloud.values > 0, dims=cloud.dims, coords={"time": stack["time"]})
         med = composite(stack[["band_data"]], cloud_mask=cloud, method="median")
         med = med[["band_data"]].fillna(0.0).assign_attrs(stack.attrs)
-        pieces = task.catalog.open(key.split(KEY_SEP)[0]), med, task.catalog.open(mask_id)
+        pieces = task.catalog.open(cloudy_id), med, task.catalog.open(mask_id)
         chips = chipper(pieces)
         rows = np.flatnonzero(table.record_ids == key)
         out[rows] = chips.y[table.positions[rows], : len(chipper.bands)]
