@@ -8,8 +8,9 @@ clear piece with the temporally closest cloudy piece of the same geocode
 (:func:`~workbench.catalog.pairs.cloud_pairs`, the paper's rule), cuts the pairs into chips with
 :class:`PairChipper` (RGB digital numbers over ``scale``: reflectance 0.35 -> 1, clipped to
 [0, 1]; inputs the cloudy chip, the clear chip and the cloudy date's mask:
-:class:`~workbench.models.spagan.SpAGAN`'s training pack; targets the clear chip and the mask), holds out ``fraction`` of the chip locations of every partition
-(all their pairs) and augments the training chips with the 8 flips and rotations.
+:class:`~workbench.models.spagan.SpAGAN`'s training pack; targets the clear chip and the
+mask), holds out ``fraction`` of the chip locations of every partition (all their pairs) and
+augments the training chips with the 8 flips and rotations.
 :func:`composite_chips` builds the temporal-composite baseline of held-out chips: the median of
 the other dates' cloud-free observations (:func:`workbench.composites.composite`).
 
