@@ -6,6 +6,10 @@
   :func:`find_launcher` (``workbench.launchers`` entry points).
 * :mod:`~workbench.cluster.ipp`: :class:`IpyparallelCluster` and :class:`IpyparallelLauncher`.
 * :mod:`~workbench.cluster.orchestrate`: :func:`launch_training` (request -> TrainResult).
+* :mod:`~workbench.cluster.netns` and :mod:`~workbench.cluster.hosts`: :class:`HostNetwork`
+  (hosts as network namespaces, links shaped with ``tc``, bytes counted at the links) and
+  :class:`HostCluster` (ipyparallel engines inside them); :mod:`~workbench.cluster.experiment`
+  runs the seed paper's comparison on them.
 
 Examples
 --------
@@ -16,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+from workbench.cluster.hosts import HostCluster, HostLauncher
 from workbench.cluster.ipp import IpyparallelCluster, IpyparallelLauncher
 from workbench.cluster.launch import (
     Launcher,
@@ -25,6 +30,7 @@ from workbench.cluster.launch import (
     WorkerInfo,
     find_launcher,
 )
+from workbench.cluster.netns import HostNetwork
 from workbench.cluster.orchestrate import launch_training, plan_partitions
 from workbench.cluster.spec import ClusterSpec, PartitionSpec, TrainRequest
 
@@ -36,6 +42,9 @@ __all__ = [
     "LocalProcessLauncher",
     "IpyparallelCluster",
     "IpyparallelLauncher",
+    "HostNetwork",
+    "HostCluster",
+    "HostLauncher",
     "TrainingTimeoutError",
     "WorkerCall",
     "WorkerInfo",

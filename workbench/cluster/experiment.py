@@ -206,11 +206,14 @@ def _row(
     }
 
 
-def run_single(task: HostTask, settings: Mapping[str, Any], *, threads: int = 1) -> dict[str, Any]:
+def run_single(
+    task: HostTask, settings: Mapping[str, Any], *, threads: int = 1, return_result: bool = False
+) -> Any:
     """Train one model in this process on the whole training set (the reference row).
 
     With ``threads`` torch threads (default 1: a host's share of the machine, as the workers
-    get; more threads on a busy machine can be many times slower, not faster).
+    get; more threads on a busy machine can be many times slower, not faster). Returns the row,
+    or ``(row, TrainResult)`` with ``return_result=True``.
     """
     torch = lazy_import("torch", purpose="the single-model reference row")
     data = torch.utils.data.TensorDataset(
@@ -223,7 +226,8 @@ def run_single(task: HostTask, settings: Mapping[str, Any], *, threads: int = 1)
         result = launch_training(_request(task, spec, data, 1, settings))
     finally:
         torch.set_num_threads(before)
-    return _row(task, spec, result, None, {"hosts": 0, "link_rate_mbit": None, "threads": threads})
+    row = _row(task, spec, result, None, {"hosts": 0, "link_rate_mbit": None, "threads": threads})
+    return (row, result) if return_result else row
 
 
 def run_on_hosts(
