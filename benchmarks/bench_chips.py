@@ -49,6 +49,8 @@ import numpy as np
 
 BATCH = 64
 CHIP_SIZES = (32, 64)
+#: Results are kept per leg (Python and zarr version): see ``benchmarks/__main__.py``.
+PER_LEG = True
 FUSED = "zarr.core.codec_pipeline.FusedCodecPipeline"
 
 

@@ -48,24 +48,28 @@ def test_extension_registers_and_unregisters_the_magics(ip):
 @pytest.mark.parametrize(
     ("line", "match"),
     [
-        ("--strategy bogus", "invalid choice: 'bogus'"),
+        ("--strategy bogus", "unknown strategy 'bogus'; use one of \\('single', 'ddp'"),
         ("--epochs 0", "--epochs: must be > 0, got '0'"),
         ("--batch-size x", "--batch-size: expected an integer, got 'x'"),
         (
             "--strategy ddp --sharding full_shard",
-            "--sharding full_shard applies to --strategy fsdp",
+            "sharding='full_shard' applies to strategy 'fsdp', not 'ddp'",
         ),
         ("--strategy fsdp --sharding quarter", "invalid choice: 'quarter'"),
         ("--strategy partitioned --partition geohash", "must look like 'geohash:5'"),
-        ("--strategy partitioned --partition h3:5", "unknown partition scheme 'h3'"),
-        ("--strategy ddp --partition geohash:5", "apply to --strategy partitioned, not ddp"),
-        ("--strategy ddp --transfer glcm", "apply to --strategy partitioned"),
-        ("--strategy single --engines 3", "trains in the kernel; drop --engines 3"),
+        ("--strategy partitioned --partition h3:5", "unknown geocode scheme 'h3'"),
+        (
+            "--strategy ddp --partition geohash:5",
+            "partition=.* applies to strategy 'partitioned', not 'ddp'",
+        ),
+        ("--strategy ddp --transfer glcm", "transfer='glcm' applies to strategy 'partitioned'"),
+        ("--strategy single --engines 3", "'single' runs on 1 process.*got engines=3"),
         ("--strategy fsdp --engines 1", "needs at least 2 engines"),
         ("-o 1st", "-o needs a Python variable name, got '1st'"),
         ("--resume /no/such/checkpoint", "--resume '/no/such/checkpoint' does not exist"),
         ("--unknown-flag", "unrecognized arguments: --unknown-flag"),
-        ("--strategy ddp --no-lockstep", "--no-lockstep applies to --strategy partitioned"),
+        ("--strategy ddp --no-lockstep", "lockstep=False applies to strategy 'partitioned'"),
+        ("--strategy fsdp --sharding no_shard --shard-group-size 2", "applies to sharding"),
     ],
 )
 def test_argument_errors_are_usage_errors(ip, line, match):
@@ -74,9 +78,26 @@ def test_argument_errors_are_usage_errors(ip, line, match):
 
 
 def test_cell_must_define_the_required_names(ip):
-    ip.user_ns.pop("loss_fn", None)
-    with pytest.raises(UsageError, match="must define loss_fn"):
-        ip.run_cell_magic("train", "-q", "model = 1\ntrain_data = []")
+    ip.user_ns.pop("model", None)
+    with pytest.raises(UsageError, match="must define model"):
+        ip.run_cell_magic("train", "-q", "train_data = []")
+
+
+def test_a_near_miss_of_an_expected_name_is_an_error(ip):
+    """`train_dat = ...` must not train silently on the train_data of an earlier cell."""
+    ip.run_cell(CELL)
+    with pytest.raises(UsageError, match="binds 'train_dat', but %%train reads 'train_data'"):
+        ip.run_cell_magic("train", "-q --no-live --no-checkpoint", "train_dat = train_data[:8]")
+    with pytest.raises(UsageError, match=r"binds 'transforms'.*reads 'transform'"):
+        ip.run_cell_magic("train", "-q --no-checkpoint", "transforms = None")
+
+
+def test_names_from_earlier_cells_are_announced(ip, capsys):
+    ip.run_cell(CELL)
+    res = ip.run_cell_magic("train", "-q --no-live --no-checkpoint", "loss_fn = loss_fn")
+    assert res.strategy == "single"
+    out = capsys.readouterr().out
+    assert "%%train: using model, train_data from earlier cells" in out
 
 
 def test_single_trains_in_the_kernel_and_stores_the_result(ip):
@@ -154,9 +175,12 @@ def test_live_plot_collects_the_steps_and_power(ip, capsys, monkeypatch):
     assert "LivePlot" in capsys.readouterr().out  # no front end here: a text summary
 
 
-def test_a_failing_cell_trains_nothing(ip, capsys):
-    assert ip.run_cell_magic("train", "-q", "raise RuntimeError('cell error')") is None
+def test_a_failing_cell_trains_nothing_and_fails(ip, capsys):
+    with pytest.raises(UsageError, match=r"cell failed before training \(RuntimeError"):
+        ip.run_cell_magic("train", "-q", "raise RuntimeError('cell error')")
     assert "cell error" in capsys.readouterr().out
+    with pytest.raises(UsageError, match=r"cell failed before training \(SyntaxError"):
+        ip.run_cell_magic("train", "-q", "model = (")
 
 
 def test_dry_run_shows_the_hash_ring_placement(ip):
@@ -196,6 +220,31 @@ def test_cluster_magics_and_ddp_on_engines(ip):
     finally:
         ip.run_line_magic("cluster", "stop")
     assert ip.run_line_magic("cluster", "status")["engines"] == []
+
+
+def test_live_title_and_result_report_one_throughput(ip):
+    """The live plot's samples/s and the result's are the same number: training time only."""
+    pytest.importorskip("holoviews")
+    from workbench.cluster import TrainRequest, launch_training
+    from workbench.widgets.live import LivePlot
+
+    ip.run_cell(CELL)
+    ns = ip.user_ns
+    live = LivePlot(background=False)
+    request = TrainRequest(
+        ns["model"], ns["train_data"], ns["loss_fn"], val_data=ns["train_data"], epochs=3,
+        batch_size=8, checkpoint=False,
+    )  # fmt: skip
+    result = launch_training(request, callbacks=[live.update])
+    live.close()
+    assert result.samples_per_s == pytest.approx(live.samples_per_s)
+    assert result.samples_per_s > result.end_to_end_samples_per_s  # start-up excluded
+    assert "samples/s of training" in repr(result)
+    assert "end to end (start-up included)" in repr(result)
+    # the loss panel: a training loss per step and a validation loss per epoch
+    losses = live.losses
+    assert int((losses["val"] == 0).sum()) == 3 * 64 // 8
+    assert losses["epoch"][losses["val"] == 1].tolist() == [0, 1, 2]
 
 
 @pytest.mark.cluster

@@ -29,13 +29,15 @@ except ImportError:  # running from a source tree that was never installed
 
 if TYPE_CHECKING:
     from workbench.catalog import Catalog
-    from workbench.chips import ChipSet
+    from workbench.chips import ChipSet, Collection, open_collection
     from workbench.composites import composite
     from workbench.data import open_datacube
 
 __all__ = [
     "__version__",
     "open_datacube",
+    "open_collection",
+    "Collection",
     "ChipSet",
     "Catalog",
     "composite",
@@ -48,6 +50,8 @@ __all__ = [
 _LAZY = {
     "open_datacube": "workbench.data",
     "ChipSet": "workbench.chips",
+    "Collection": "workbench.chips",
+    "open_collection": "workbench.chips",
     "Catalog": "workbench.catalog",
     "composite": "workbench.composites",
 }

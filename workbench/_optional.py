@@ -42,6 +42,7 @@ EXTRAS: dict[str, str] = {
     "cloudpickle": "cluster",
     "codecarbon": "carbon",
     "cfgrib": "grib",
+    "pystac": "io",
 }
 
 _PIP_NAMES = {"skimage": "scikit-image", "sklearn": "scikit-learn", "PIL": "pillow"}

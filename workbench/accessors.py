@@ -43,7 +43,11 @@ class WorkbenchAccessor(Generic[T]):
     # -- georeferencing -------------------------------------------------------------
     @property
     def crs(self) -> pyproj.CRS | None:
-        """The CRS (from ``spatial_ref``, a ``crs`` attribute, or lon/lat coordinates)."""
+        """The CRS, wherever it is (see :func:`workbench.geo.crs.find_crs`).
+
+        A grid mapping (``spatial_ref``, CF ``grid_mapping``), a ``crs`` attribute of the object
+        or of a variable (EPSG, WKT, ``+init=epsg:N``), or lon/lat coordinates.
+        """
         from workbench.geo.crs import get_crs
 
         return get_crs(self._obj)

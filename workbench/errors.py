@@ -28,6 +28,8 @@ __all__ = [
     "MeterError",
     "MeterConfigError",
     "PreviewError",
+    "WorkbenchWarning",
+    "BandFilesWarning",
 ]
 
 
@@ -109,3 +111,11 @@ class MeterConfigError(MeterError, ValueError):
 
 class PreviewError(WorkbenchError, ValueError):
     """A preview (thumbnail, map overlay) cannot be rendered with the given options."""
+
+
+class WorkbenchWarning(UserWarning):
+    """Base class of the warnings workbench issues (what it did, and what to do instead)."""
+
+
+class BandFilesWarning(WorkbenchWarning):
+    """Files that look like bands of one scene are being handled one by one."""

@@ -3,10 +3,15 @@
 Load them with ``%load_ext workbench``. Arguments are parsed the IPython way
 (:mod:`IPython.core.magic_arguments`, shared argument groups as in ipyparallel); nothing is
 ``eval``-ed. The ``%%train`` cell body is ordinary code run in the kernel namespace; it defines
-``model``, ``train_data`` and ``loss_fn``, and may define ``optimizer``, ``val_data``,
-``metrics``, ``targets`` (a ChipSet's target variables), ``geocodes`` / ``val_geocodes`` /
-``partition_fn`` (partitions of a plain Dataset). Optional names count only if the cell itself
-assigns them. The magic builds a :class:`~workbench.cluster.spec.TrainRequest` and calls
+``model`` and ``train_data``, and ``loss_fn`` (optional for inputs-only data whose model
+returns its own loss), and may define ``optimizer``, ``val_data``, ``metrics``, ``targets`` (a
+ChipSet's target variables), ``transform`` (a function of each whole batch), ``geocodes`` /
+``val_geocodes`` / ``partition_fn`` (partitions of a plain Dataset). Optional names count only
+if the cell itself assigns them; a required name the cell does not assign is taken from earlier
+cells and announced, and a name the cell binds that is a near miss of one it should
+(``train_dat``) is an error. A cell whose body fails, or whose training fails or is
+interrupted, fails (Run All stops there). The magic builds a
+:class:`~workbench.training.request.TrainRequest` and calls
 :func:`~workbench.cluster.orchestrate.launch_training`; the objects travel to the engines with
 cloudpickle. Clusters bind to ``127.0.0.1`` unless ``--ip`` says otherwise.
 
@@ -28,6 +33,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import difflib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,17 +47,13 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from workbench._optional import lazy_import
 from workbench.cluster.ipp import IpyparallelCluster
 from workbench.cluster.launch import LocalProcessLauncher, find_launcher
-from workbench.cluster.orchestrate import launch_training, plan_partitions
-from workbench.cluster.spec import (
-    SHARDING_MODES,
-    STRATEGIES,
-    ClusterSpec,
-    PartitionSpec,
-    TrainRequest,
-)
+from workbench.cluster.orchestrate import launch_training
+from workbench.cluster.spec import ClusterSpec, PartitionSpec, TrainRequest
 from workbench.errors import LaunchError, WorkbenchError
+from workbench.metering.carbon import EstimateMeter
 from workbench.metering.events import StepEvent
 from workbench.training.result import Comparison
+from workbench.training.strategies import SHARDING_MODES, find_strategy, registry
 
 __all__ = ["WorkbenchMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -75,10 +78,12 @@ OPTIONAL_NAMES = (
     "val_data",
     "metrics",
     "targets",
+    "transform",
     "geocodes",
     "val_geocodes",
     "partition_fn",
 )
+#: Names a %%train cell defines (``loss_fn`` may be left out when the model returns the loss).
 REQUIRED_NAMES = ("model", "train_data", "loss_fn")
 
 
@@ -87,6 +92,17 @@ def _partition(text: str) -> PartitionSpec:
         return PartitionSpec.parse(text)
     except LaunchError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _strategy(text: str) -> str:
+    try:
+        return find_strategy(text).name
+    except LaunchError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _strategy_help() -> str:
+    return "; ".join(f"{name}: {s.help}" for name, s in registry().items())
 
 
 def _positive(kind: type) -> Callable[[str], Any]:
@@ -149,9 +165,10 @@ def strategy_args(f: Any) -> Any:
             ma.argument(
                 "-s",
                 "--strategy",
-                choices=STRATEGIES,
+                type=_strategy,
                 default="single",
-                help="single (in the kernel), ddp, fsdp, or partitioned (one model per geocode)",
+                metavar="NAME",
+                help=f"how to train (default single). {_strategy_help()}",
             ),
             ma.argument(
                 "--sharding",
@@ -219,6 +236,11 @@ def train_args(f: Any) -> Any:
                 help="learning rate (default: the optimizer's, or 1e-3 for the default Adam)",
             ),
             ma.argument("--seed", type=int, default=0, help="seed of the data order"),
+            ma.argument(
+                "--drop-last",
+                action="store_true",
+                help="train on full batches only (the tail of each epoch's order is left out)",
+            ),
             ma.argument(
                 "--checkpoint",
                 metavar="DIR",
@@ -298,6 +320,43 @@ class _Progress:
         ]
         if self.handle is not None:
             self.handle.update(self._pretty("%%train: " + " | ".join(parts)))
+
+
+class _Watchers:
+    """What a %%train run shows while it runs: the live plot, its power meter, the progress.
+
+    Closed when the run ends, however it ends.
+    """
+
+    def __init__(self, args: argparse.Namespace, request: TrainRequest, shell: Any) -> None:
+        self.callbacks: list[Any] = []
+        self.live: Any = None
+        self.meter: EstimateMeter | None = None
+        self.progress: _Progress | None = None
+        want_live = args.live
+        if want_live is None:
+            want_live = getattr(shell, "kernel", None) is not None
+        if want_live:
+            from workbench.widgets.live import LivePlot
+
+            self.live = LivePlot(title=request.label)
+            self.meter = EstimateMeter(sample_interval_s=1.0)
+            self.meter.subscribe(self.live.update)
+            self.callbacks += [self.live.update, self.meter.update]
+            self.live.display()
+        if not args.quiet:
+            self.progress = _Progress()
+            self.callbacks.append(self.progress)
+
+    def close(self) -> None:
+        """Show the last progress, the last power sample, and the complete plot."""
+        if self.progress is not None:
+            self.progress.show()
+        if self.meter is not None and self.meter.result is None:
+            with contextlib.suppress(WorkbenchError):  # no step ran: nothing to close
+                self.meter.stop()
+        if self.live is not None:
+            self.live.close()
 
 
 @magics_class
@@ -399,20 +458,20 @@ class WorkbenchMagics(Magics):
         before = {name: ns.get(name, _MISSING) for name in OPTIONAL_NAMES}
         outcome = self._shell.run_cell(cell, store_history=False)
         if not outcome.success:
-            return None  # IPython has shown the cell's error
+            error = outcome.error_before_exec or outcome.error_in_exec
+            raise UsageError(
+                f"the %%train cell failed before training ({type(error).__name__}, shown "
+                "above); fix the cell and run it again"
+            )
         request = self._request(args, before, cell)
         if args.dry_run:
             return self._plan(request)
         launcher = self._launcher(args, request)
-        callbacks, live = self._callbacks(args, request)
+        watchers = _Watchers(args, request, self._shell)
         try:
-            result = launch_training(request, launcher, callbacks=callbacks)
+            result = launch_training(request, launcher, callbacks=watchers.callbacks)
         finally:
-            for cb in callbacks:
-                if isinstance(cb, _Progress):
-                    cb.show()
-            if live is not None:
-                live.close()
+            watchers.close()
         self.comparison.add(result)
         if args.out:
             ns[args.out] = result
@@ -420,26 +479,7 @@ class WorkbenchMagics(Magics):
         return result
 
     def _check_args(self, args: argparse.Namespace) -> None:
-        s = args.strategy
-        if args.sharding and s != "fsdp":
-            raise UsageError(f"--sharding {args.sharding} applies to --strategy fsdp, not {s}")
-        if args.shard_group_size and args.sharding != "hybrid_shard":
-            raise UsageError(
-                "--shard-group-size applies to --strategy fsdp --sharding hybrid_shard"
-            )
-        if (args.partition or args.transfer or args.transfer_clusters) and s != "partitioned":
-            raise UsageError(f"--partition/--transfer apply to --strategy partitioned, not {s}")
-        if args.no_lockstep and s != "partitioned":
-            raise UsageError(f"--no-lockstep applies to --strategy partitioned, not {s}")
-        if args.transfer_clusters and not args.transfer:
-            raise UsageError("--transfer-clusters needs --transfer glcm")
-        if s == "single" and args.engines not in (None, 1):
-            raise UsageError(
-                f"--strategy single trains in the kernel; drop --engines {args.engines} or use "
-                "--strategy ddp, fsdp or partitioned"
-            )
-        if s in ("ddp", "fsdp") and args.engines == 1:
-            raise UsageError(f"--strategy {s} needs at least 2 engines (got --engines 1)")
+        """Check the magic's own options (the strategy checks the request it builds)."""
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"-o needs a Python variable name, got {args.out!r}")
         if args.no_checkpoint and args.checkpoint:
@@ -454,19 +494,25 @@ class WorkbenchMagics(Magics):
         self, args: argparse.Namespace, before: dict[str, Any], cell: str = ""
     ) -> TrainRequest:
         ns = self._shell.user_ns
-        missing = [n for n in REQUIRED_NAMES if n not in ns]
+        assigned = _assigned_names(self._shell.transform_cell(cell))
+        _check_near_misses(assigned)
+        missing = [n for n in ("model", "train_data") if n not in ns]
         if missing:
             raise UsageError(
-                f"the %%train cell must define {', '.join(missing)} (model, train_data and loss_fn "
-                "are required; optimizer, val_data, metrics, targets are optional)"
+                f"the %%train cell must define {' and '.join(missing)} (model and train_data "
+                "are required; loss_fn too unless the model returns its own loss; optimizer, "
+                "val_data, metrics, targets, transform are optional)"
             )
-        assigned = _assigned_names(self._shell.transform_cell(cell))
+        earlier = [n for n in REQUIRED_NAMES if n in ns and n not in assigned]
+        if earlier:
+            print(f"%%train: using {', '.join(earlier)} from earlier cells (not assigned here)")
         optional = {
             n: ns[n]
             for n in OPTIONAL_NAMES
             if n in ns and (n in assigned or ns[n] is not before[n])
         }
-        engines = args.engines or (1 if args.strategy == "single" else self._cluster_size())
+        strategy = find_strategy(args.strategy)
+        engines = args.engines or (1 if strategy.in_kernel else self._cluster_size())
         targets = optional.get("targets")
         if isinstance(targets, str):
             targets = (targets,)
@@ -474,21 +520,23 @@ class WorkbenchMagics(Magics):
             return TrainRequest(
                 model=ns["model"],
                 train_data=ns["train_data"],
-                loss_fn=ns["loss_fn"],
+                loss_fn=ns.get("loss_fn"),
                 optimizer=optional.get("optimizer"),
                 val_data=optional.get("val_data"),
                 metrics=optional.get("metrics"),
                 targets=tuple(targets) if targets else None,
+                transform=optional.get("transform"),
                 geocodes=optional.get("geocodes"),
                 val_geocodes=optional.get("val_geocodes"),
                 partition_fn=optional.get("partition_fn"),
-                strategy=args.strategy,
+                strategy=strategy.name,
                 engines=engines,
                 epochs=args.epochs,
                 batch_size=args.batch_size,
                 lr=args.lr,
                 seed=args.seed,
-                sharding=args.sharding or "full_shard",
+                drop_last=args.drop_last,
+                sharding=args.sharding,
                 shard_group_size=args.shard_group_size,
                 partition=args.partition,
                 transfer=args.transfer,
@@ -513,17 +561,15 @@ class WorkbenchMagics(Magics):
             "strategy": request.strategy,
             "engines": request.engines,
         }
-        if request.strategy == "partitioned":
-            names = [f"engine-{i}" for i in range(request.engines)]
-            try:
-                p = plan_partitions(request, names)
-            except WorkbenchError as exc:
-                raise UsageError(str(exc)) from exc
-            plan.update(placement=p["placement"], assignment=p["assignment"])
+        names = [f"engine-{i}" for i in range(request.engines)]
+        try:
+            plan.update(find_strategy(request.strategy).describe(request, names))
+        except WorkbenchError as exc:
+            raise UsageError(str(exc)) from exc
         return plan
 
     def _launcher(self, args: argparse.Namespace, request: TrainRequest) -> Any:
-        if request.strategy == "single":
+        if find_strategy(request.strategy).in_kernel:
             return None
         if args.launcher == "local":
             cls = find_launcher("local")
@@ -544,25 +590,6 @@ class WorkbenchMagics(Magics):
             )
         return self.active.launcher()
 
-    def _callbacks(self, args: argparse.Namespace, request: TrainRequest) -> tuple[list[Any], Any]:
-        callbacks: list[Any] = []
-        live = None
-        want_live = args.live
-        if want_live is None:
-            want_live = getattr(self._shell, "kernel", None) is not None
-        if want_live:
-            from workbench.metering.carbon import EstimateMeter
-            from workbench.widgets.live import LivePlot
-
-            live = LivePlot(title=request.label)
-            meter = EstimateMeter(sample_interval_s=1.0)
-            meter.subscribe(live.update)
-            callbacks += [live.update, meter.update]
-            live.display()
-        if not args.quiet:
-            callbacks.append(_Progress())
-        return callbacks, live
-
     # -- %train_compare ------------------------------------------------------------------------
     @magic_arguments()
     @argument("--baseline", default=None, help="run the ratios refer to (default: the first)")
@@ -580,6 +607,25 @@ class WorkbenchMagics(Magics):
         if args.out:
             self._shell.user_ns[args.out] = self.comparison
         return self.comparison.table(args.baseline) if len(self.comparison) else self.comparison
+
+
+def _check_near_misses(assigned: set[str]) -> None:
+    """Refuse a cell that binds a near miss (``train_dat``) of a name it should bind instead.
+
+    Raises
+    ------
+    UsageError
+        Naming both names and the fix.
+    """
+    expected = (*REQUIRED_NAMES, *OPTIONAL_NAMES)
+    for name in sorted(assigned - set(expected)):
+        close = difflib.get_close_matches(name, expected, n=1, cutoff=0.8)
+        if close and close[0] not in assigned:
+            raise UsageError(
+                f"the cell binds {name!r}, but %%train reads {close[0]!r}: rename {name} to "
+                f"{close[0]} (otherwise the run would use {close[0]!r} from an earlier cell, "
+                "or have none)"
+            )
 
 
 class _Missing:

@@ -15,6 +15,8 @@ OPTIONS: dict[str, Any] = {
     "chunk_cache_bytes": 256 * 2**20,
     # Chip streams decode lazily opened Zarr chunks with Zarr's synchronous codecs.
     "zarr_sync_reads": True,
+    # Training workers read a ChipSet smaller than this into memory once; larger ones stream.
+    "train_in_memory_bytes": 256 * 2**20,
 }
 
 _VALIDATORS: dict[str, Any] = {
@@ -22,6 +24,7 @@ _VALIDATORS: dict[str, Any] = {
     "progress": lambda v: isinstance(v, bool),
     "chunk_cache_bytes": lambda v: isinstance(v, int) and v > 0,
     "zarr_sync_reads": lambda v: isinstance(v, bool),
+    "train_in_memory_bytes": lambda v: isinstance(v, int) and v >= 0,
 }
 
 
@@ -52,6 +55,10 @@ class set_options:
         with Zarr's synchronous codecs (:mod:`workbench.data.zarr_sync`), rather than
         through xarray and Zarr's event loop. Same values; many times less overhead
         per read. Arrays without a synchronous path use xarray either way.
+    train_in_memory_bytes : int
+        Training workers read a ChipSet (their share of it) into memory once when it is
+        smaller than this (256 MiB); a larger one is streamed from its store every epoch,
+        shuffled across the whole store. ``0`` always streams.
 
     Raises
     ------

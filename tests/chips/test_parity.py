@@ -144,3 +144,57 @@ def test_iteration_matches_xbatcher(cube_factory) -> None:
     gen = xbatcher.BatchGenerator(ds, input_dims={"lat": 3, "lon": 2})
     for ours, theirs in zip(ds.wb.chips({"lat": 3, "lon": 2}), gen, strict=True):
         xr.testing.assert_identical(ours, theirs)
+
+
+@pytest.fixture(scope="module")
+def era5_cf(tmp_path_factory) -> xr.Dataset:
+    """The real ERA5 file written CF-style with bounds, opened with ``decode_coords="all"``.
+
+    ``latitude_bnds(latitude, bnds)``, ``longitude_bnds(longitude, bnds)`` and
+    ``time_bnds(time, bnds)``: coordinates on a dim (``bnds``) that no data variable uses.
+    """
+    from workbench.testing import shared_data
+
+    src = xr.open_dataset(shared_data("era5_reanalysis/era5_t2m_uk_2019-03.nc"))
+    ds = src.isel(time=slice(0, 48)).load()
+    half = 0.125
+    ds["latitude_bnds"] = (
+        ("latitude", "bnds"),
+        np.stack([ds.latitude + half, ds.latitude - half], 1),
+    )
+    ds["longitude_bnds"] = (
+        ("longitude", "bnds"),
+        np.stack([ds.longitude - half, ds.longitude + half], 1),
+    )
+    hour = np.timedelta64(1, "h")
+    ds["time_bnds"] = (("time", "bnds"), np.stack([ds.time.values, ds.time.values + hour], 1))
+    ds.latitude.attrs["bounds"] = "latitude_bnds"
+    ds.longitude.attrs["bounds"] = "longitude_bnds"
+    ds.time.attrs["bounds"] = "time_bnds"
+    path = tmp_path_factory.mktemp("cf") / "era5_cf.nc"
+    ds.to_netcdf(path, engine="h5netcdf")
+    opened = xr.open_dataset(path, engine="h5netcdf", decode_coords="all").load()
+    assert {"latitude_bnds", "longitude_bnds", "time_bnds"} <= set(opened.coords)
+    return opened
+
+
+@pytest.mark.parametrize(
+    ("input_dims", "overlap"),
+    [
+        ({"latitude": 8, "longitude": 8}, None),  # time and bnds stacked into sample
+        ({"time": 6, "latitude": 8, "longitude": 8}, {"time": 2}),
+        ({"longitude": 16}, {"longitude": 4}),
+    ],
+)
+def test_cf_bounds_coordinates_kept_as_xbatcher_keeps_them(era5_cf, input_dims, overlap) -> None:
+    gen = xbatcher.BatchGenerator(era5_cf, input_dims=input_dims, input_overlap=overlap or {})
+    chips = era5_cf.wb.chips(input_dims, overlap)
+    assert len(chips) == len(gen)
+    for i in sorted({0, 1, len(gen) // 2, len(gen) - 1}):
+        xr.testing.assert_identical(chips[i], gen[i])
+        assert list(chips[i].sizes.items()) == list(gen[i].sizes.items())  # ("sample", ...)
+    assert chips.variables == ["t2m"]  # the bounds stay coordinates, not channels
+    last = len(gen) - 1
+    np.testing.assert_array_equal(
+        chips.to_numpy([last])[0], expected_array(era5_cf[["t2m"]], gen, last)
+    )

@@ -56,6 +56,52 @@ def test_cluster_is_bound_to_loopback(ipp_cluster):
     assert set(listening) == {"127.0.0.1"}
 
 
+def _listening(pids):
+    """``{(ip, port)}`` of the TCP sockets the processes ``pids`` listen on."""
+    out = set()
+    for pid in pids:
+        try:
+            conns = psutil.Process(pid).net_connections("tcp")
+        except psutil.NoSuchProcess:
+            continue
+        out |= {(c.laddr.ip, c.laddr.port) for c in conns if c.status == "LISTEN"}
+    return out
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_process_groups_listen_on_loopback_only_and_close(
+    launcher, ipp_cluster, make_data, strategy
+):
+    """The rendezvous store and gloo listen on 127.0.0.1 while training, and stop after it."""
+    pids = [e["pid"] for e in ipp_cluster.status()["engines"]]
+    idle = _listening(pids)
+    seen = set()
+
+    def watch(event):
+        seen.update(_listening(pids))
+
+    req = TrainRequest(
+        _model(),
+        make_data(128),
+        MSE,
+        strategy=strategy,
+        engines=2,
+        epochs=2,
+        batch_size=16,
+        checkpoint=False,
+    )
+    launch_training(req, launcher, callbacks=[watch])
+    opened = seen - idle
+    assert opened, "the run opened no listening socket while it ran"
+    assert {ip for ip, _ in opened} == {"127.0.0.1"}, opened
+    time.sleep(0.5)
+    left = _listening(pids) - idle
+    # The rendezvous port is closed. torch's DDP reducer keeps its gloo group alive in C++
+    # after the group is destroyed, and with it one loopback socket of gloo's per engine.
+    assert len(left) <= (len(pids) if strategy == "ddp" else 0), left
+    assert opened - left, "the rendezvous store is still listening"
+
+
 def test_connect_to_an_existing_cluster_and_disconnect(ipp_cluster):
     from workbench.cluster import ClusterSpec, IpyparallelCluster
 
@@ -109,7 +155,10 @@ def test_ddp_replicas_end_identical_and_bytes_are_counted(launcher, make_data, t
     assert result.bytes_exchanged == 2 * comm["wire_bytes"] > steps * param_bytes
     # events streamed live from both engines
     assert {e.rank for e in events} == {0, 1}
-    assert len(events) == 2 * steps
+    assert len([e for e in events if e.kind == "train"]) == 2 * steps
+    val = [e for e in events if e.kind == "val"]  # one per epoch and rank: the live loss panel
+    assert sorted((e.rank, e.epoch) for e in val) == [(r, k) for r in (0, 1) for k in range(3)]
+    assert all(e.samples == 32 for e in val)
     assert load_checkpoint(tmp_path / "model.pt")["epoch"] == 3
 
 

@@ -340,7 +340,8 @@ def test_bad_keyword_is_a_type_error(era5_nc):
 
 
 def test_mixed_list_is_refused(s2_geotiffs, era5_nc):
-    with pytest.raises(DataReadError, match="only for GeoTIFFs"):
+    """A GeoTIFF and an ERA5 NetCDF are no scene: a loud CRS error, not a silent join."""
+    with pytest.raises(CRSError, match=r"different CRSs.*EPSG:32633.*EPSG:4326"):
         open_datacube([s2_geotiffs[0], era5_nc])
 
 

@@ -174,3 +174,81 @@ def test_transform_bounds_errors_and_identity():
         wcrs.transform_bounds((0, 95, 1, 96), "EPSG:4326", "EPSG:32633")
     with pytest.raises(CRSError, match="not-a-crs"):
         wcrs.as_crs("not-a-crs")
+
+
+# -- CRS found wherever it is, written once, kept by every step --------------------------------
+@pytest.mark.parametrize(
+    ("attrs", "epsg"),
+    [
+        ({"crs": "+init=epsg:32719"}, 32719),
+        ({"crs": "+init=EPSG:32633 +no_defs"}, 32633),
+        ({"crs": "EPSG:3035"}, 3035),
+        ({"crs_wkt": pyproj.CRS.from_epsg(2056).to_wkt()}, 2056),
+        ({"proj4": "+proj=utm +zone=34 +datum=WGS84 +units=m +no_defs"}, None),
+        ({"epsg": 32634}, 32634),
+    ],
+)
+def test_per_variable_and_global_crs_attributes(attrs, epsg):
+    coords = {"y": [5.0e6, 4.99e6], "x": [4.0e5, 4.1e5]}
+    per_var = xr.Dataset({"B04": (("y", "x"), np.zeros((2, 2)), attrs)}, coords=coords)
+    glob = xr.Dataset({"B04": (("y", "x"), np.zeros((2, 2)))}, coords=coords, attrs=attrs)
+    for ds in (per_var, glob):
+        crs, where = wcrs.find_crs(ds)
+        assert crs is not None
+        assert epsg is None or crs.to_epsg() == epsg
+        assert where.startswith("variable:B04:" if ds is per_var else "attrs:")
+        if epsg is None:  # a PROJ string: the same projection as UTM 34N
+            assert crs.equals(pyproj.CRS.from_epsg(32634), ignore_axis_order=True)
+
+
+def test_conflicting_variable_crs_is_loud():
+    ds = xr.Dataset(
+        {
+            "a": (("y", "x"), np.zeros((2, 2)), {"crs": "EPSG:32633"}),
+            "b": (("y", "x"), np.zeros((2, 2)), {"crs": "EPSG:32634"}),
+        }
+    )
+    with pytest.raises(CRSError, match=r"different CRSs: variable:a:crs is EPSG:32633"):
+        wcrs.get_crs(ds)
+
+
+def test_write_crs_is_read_by_rioxarray():
+    rioxarray = pytest.importorskip("rioxarray")
+    assert rioxarray
+    ds = xr.Dataset(
+        {"B04": (("y", "x"), np.zeros((3, 2)), {"crs": "+init=epsg:32633"})},
+        coords={"y": [25.0, 15.0, 5.0], "x": [5.0, 15.0]},
+    )
+    out = wcrs.write_crs(ds)
+    assert out.rio.crs.to_epsg() == 32633
+    assert tuple(out.rio.transform())[:6] == (10.0, 0.0, 0.0, 0.0, -10.0, 30.0)
+    assert wcrs.find_crs(out)[1] == "grid_mapping:spatial_ref"
+    assert wcrs.find_crs(out.B04.isel(x=0))[1] == "grid_mapping:spatial_ref"  # travels along
+
+
+def test_crs_kept_by_every_step(tmp_path):
+    """A CRS given only as a per-variable PROJ attribute, found once, kept all the way."""
+    from workbench.composites import coarsen, composite, reconcile, resample_to
+    from workbench.data import examples
+    from workbench.data.open import open_datacube
+
+    folder = examples.sentinel2_netcdf_bands(tmp_path / "nc")
+    ds = open_datacube(folder, resolution=10)
+    assert ds.wb.crs.to_epsg() == 32633
+    assert wcrs.find_crs(ds)[1] == "grid_mapping:spatial_ref"
+    clipped = ds.wb.clip((14.553, 45.867, 14.560, 45.873))
+    assert clipped.wb.crs.to_epsg() == 32633
+    parts = ds.wb.partition("geohash", 6)
+    assert all(parts[c].wb.crs.to_epsg() == 32633 for c in parts.codes)
+    bands = {n: xr.open_dataset(folder / f"{n}_band.nc")["__xarray_dataarray_variable__"]
+             for n in ("B04", "B11")}  # fmt: skip
+    rec = reconcile(bands, "B04")  # raw NetCDF reads: CRS only in the attribute
+    assert "spatial_ref" in rec.coords
+    assert rec.wb.crs.to_epsg() == 32633
+    assert coarsen(ds, 2).wb.crs.to_epsg() == 32633
+    assert resample_to(ds.B11, coarsen(ds, 2)).wb.crs.to_epsg() == 32633
+    series = xr.concat([ds.expand_dims(time=[np.datetime64("2015-07-11", "ns")])] * 2, "time")
+    series["time"] = series.time + np.array([0, 1], "timedelta64[D]")
+    clear = xr.zeros_like(series.B04, dtype=bool)
+    comp = composite(series, cloud_mask=clear, method="median")
+    assert comp.wb.crs.to_epsg() == 32633

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -133,12 +134,14 @@ def test_bad_parameters_name_the_value(kwargs, match):
 
 
 def test_combine_results_of_engines():
+    """Engines on two machines: energies add up, the span covers both."""
     a = EstimateMeter(
         cpu_tdp_w=10, cores=1, total_threads=1, ram_gb=0, intensity_g_per_kwh=500, rank=0
     ).estimate(3600, started_at=0.0)
     b = EstimateMeter(
         cpu_tdp_w=20, cores=1, total_threads=1, ram_gb=0, intensity_g_per_kwh=500, rank=1
     ).estimate(1800, started_at=900.0)
+    b = dataclasses.replace(b, host="node-2")
     c = combine_results([a, b])
     assert c.energy_kwh == pytest.approx(0.01 + 0.01)
     assert c.emissions_kg == pytest.approx(0.01)
@@ -193,3 +196,28 @@ def test_country_names_and_regions():
         validate_location("AUS", "NSW")
     with pytest.raises(MeterConfigError, match="alpha-3"):
         validate_location("")
+
+
+def test_two_engines_on_one_host_count_the_machine_once():
+    """codecarbon's users double count engines that share a host (codecarbon #936)."""
+    whole = dict(cpu_tdp_w=8, total_threads=2, ram_gb=16, intensity_g_per_kwh=400)
+    a = EstimateMeter(cores=2, rank=0, **whole).estimate(3600, started_at=0.0)
+    b = EstimateMeter(cores=2, rank=1, **whole).estimate(3600, started_at=0.0)
+    assert a.host == b.host is not None
+    assert a.cpu_scope == "machine"
+    once = combine_results([a, b])
+    assert once.energy_kwh == pytest.approx(a.energy_kwh)
+    assert once.emissions_kg == pytest.approx(a.emissions_kg)
+    assert any("counted once per host" in n for n in once.notes)
+    # per-process CPU shares add up; the RAM of the machine still counts once
+    half = dict(whole, cores=1)
+    p0 = EstimateMeter(rank=0, **half).estimate(3600, started_at=0.0)
+    p1 = EstimateMeter(rank=1, **half).estimate(3600, started_at=0.0)
+    assert p0.cpu_scope == "process"
+    both = combine_results([p0, p1])
+    assert both.cpu_energy_kwh == pytest.approx(2 * p0.cpu_energy_kwh)
+    assert both.ram_energy_kwh == pytest.approx(p0.ram_energy_kwh)
+    assert both.energy_kwh == pytest.approx(a.energy_kwh)
+    # engines on two machines add up
+    elsewhere = dataclasses.replace(b, host="node-2")
+    assert combine_results([a, elsewhere]).energy_kwh == pytest.approx(2 * a.energy_kwh)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +135,28 @@ def test_resume_continues_exactly_where_training_stopped(tmp_path, make_data):
     assert resumed.history[:2] == first.history
     assert resumed.digests["model"] == straight.digests["model"]
     assert load_checkpoint(tmp_path / "c" / "model.pt")["epoch"] == 4
+
+
+def test_default_checkpoints_go_to_a_private_per_user_folder(tmp_path, monkeypatch):
+    """Never one fixed path shared by everyone on the machine (a hub's second user failed)."""
+    from workbench.cluster.orchestrate import default_checkpoint_dir
+    from workbench.training.checkpoint import checkpoint_root
+
+    monkeypatch.delenv("WORKBENCH_CHECKPOINT_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    roots = []
+    for user in ("ada", "grace"):
+        monkeypatch.setenv("HOME", str(tmp_path / user))
+        root = checkpoint_root()
+        assert root == tmp_path / user / ".cache" / "workbench" / "checkpoints"
+        assert oct(root.stat().st_mode & 0o777) == "0o700"
+        roots.append(root)
+        assert Path(default_checkpoint_dir("ddpx2")).parent == root
+    assert roots[0] != roots[1]
+    if os.getuid() == 0:  # a folder that belongs to someone else is never used
+        theirs = tmp_path / "theirs"
+        theirs.mkdir()
+        os.chown(theirs, 65534, 65534)
+        monkeypatch.setenv("WORKBENCH_CHECKPOINT_DIR", str(theirs))
+        with pytest.raises(DataReadError, match="WORKBENCH_CHECKPOINT_DIR"):
+            checkpoint_root()

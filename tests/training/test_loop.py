@@ -87,16 +87,65 @@ def test_non_finite_loss_is_a_training_error(make_data):
         )
 
 
-def test_batches_must_be_pairs():
+@pytest.mark.parametrize("batch", [(torch.zeros(4, 2),) * 3, {"x": torch.zeros(4, 2)}, [1, 2, 3]])
+def test_batches_are_inputs_or_pairs(batch):
     model = torch.nn.Linear(2, 1)
-    with pytest.raises(TrainingError, match="must be an \\(input, target\\) pair, got Tensor"):
+    with pytest.raises(
+        TrainingError, match="must be an input tensor or an \\(input, target\\) pair"
+    ):
         train(
             model,
             torch.nn.functional.mse_loss,
             torch.optim.SGD(model.parameters(), 0.1),
-            lambda e: [torch.zeros(4, 2)],
+            lambda e: [batch],
             epochs=1,
         )
+
+
+def test_self_supervised_batches_use_the_inputs_as_target():
+    """Inputs alone: loss_fn(prediction, x) trains an autoencoder-like model."""
+    torch.manual_seed(0)
+    x = torch.rand(64, 4)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    history = train(
+        model,
+        torch.nn.functional.mse_loss,
+        torch.optim.Adam(model.parameters(), 0.05),
+        lambda e: [x[i : i + 16] for i in range(0, 64, 16)],
+        epochs=20,
+    )
+    assert history[-1].loss < 0.2 * history[0].loss
+    assert evaluate(model, [x], torch.nn.functional.mse_loss)["samples"] == 64
+
+
+class _OwnLoss(torch.nn.Module):
+    """A model whose forward returns the loss of a batch (as MAE pretraining models do)."""
+
+    def __init__(self, scalar: bool = True) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(3))
+        self.scalar = scalar
+
+    def forward(self, x):
+        err = (x - self.w) ** 2
+        return err.mean() if self.scalar else err
+
+
+def test_a_model_that_returns_its_loss_trains_without_loss_fn():
+    x = torch.ones(32, 3) * torch.tensor([1.0, 2.0, 3.0])
+    model = _OwnLoss()
+    train(model, None, torch.optim.SGD(model.parameters(), 1.0), lambda e: [x], epochs=30)
+    assert torch.allclose(model.w.detach(), torch.tensor([1.0, 2.0, 3.0]), atol=1e-2)
+    assert evaluate(model, [x], None)["loss"] < 1e-3
+
+
+def test_own_loss_must_be_scalar_and_pairs_need_a_loss_fn():
+    model = _OwnLoss(scalar=False)
+    opt = torch.optim.SGD(model.parameters(), 0.1)
+    with pytest.raises(TrainingError, match=r"must be one number per batch.*forward must return"):
+        train(model, None, opt, lambda e: [torch.ones(4, 3)], epochs=1)
+    with pytest.raises(TrainingError, match="no loss_fn was given"):
+        train(_OwnLoss(), None, opt, lambda e: [(torch.ones(4, 3), torch.ones(4))], epochs=1)
 
 
 def test_evaluate_weights_batches_by_samples():

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from workbench.errors import WorkbenchError
-from workbench.metering import PowerSample, StepEvent
+from workbench.metering import PowerSample, StepEvent, ThroughputMeter
 from workbench.testing import requires
 from workbench.widgets.live import POWER_COLUMNS, THROUGHPUT_COLUMNS, LivePlot, has_front_end
 
@@ -148,15 +148,20 @@ def test_renders_all_engines_by_default_and_is_findable_by_name():
     live.update(PowerSample(t=1.0, power_w=8.0, energy_kwh=1e-6, emissions_kg=5e-7, rank=1))
     live.flush()
     figs = _figures(plot)
-    assert set(figs) == {"wb-liveplot-throughput", "wb-liveplot-power"}
+    assert set(figs) == {"wb-liveplot-throughput", "wb-liveplot-loss", "wb-liveplot-power"}
     tp, pw = figs["wb-liveplot-throughput"], figs["wb-liveplot-power"]
     assert "wb-liveplot" in tp.css_classes
     assert "wb-liveplot-throughput" in tp.css_classes
     assert len(tp.renderers) == 1  # one curve: all engines together
     assert tp.renderers[0].data_source.data["samples_per_s"].tolist() == pytest.approx([320, 640])
     assert pw.renderers[0].data_source.data["power_w"].tolist() == [20.0]  # 12 W + 8 W
-    assert pw.title.text == "power: 20 W, 0.001 gCO2eq so far (estimate)"
-    assert tp.title.text.startswith("workbench: 640.0 samples/s")
+    assert pw.title.text == "power (estimate): 20 W, 0.001 gCO2eq so far"
+    # the title: samples per second of training so far, the figure a TrainResult reports
+    meter = ThroughputMeter(kinds=("train",))
+    for e in (ev(0, 1.0, rank=0), ev(1, 1.1, rank=0), ev(1, 1.1, rank=1)):
+        meter.update(e)
+    assert live.samples_per_s == pytest.approx(meter.snapshot().samples_per_s)
+    assert tp.title.text.startswith(f"workbench: {live.samples_per_s:,.1f} samples/s of training")
 
 
 def test_renders_one_curve_per_engine_and_a_co2_panel():
@@ -316,7 +321,9 @@ def test_view_sends_each_push_as_one_patch_that_reproduces_the_plot(make_view):
     live = LivePlot(background=False, interval=0.25, clock=clock)
     view, browser = make_view(live)
     assert view.hv_plot.document is view.bokeh_document  # a document of its own
-    assert repr(view) == "LivePlotView(wb-liveplot-power, wb-liveplot-throughput)"  # not the doc
+    assert repr(view) == (  # not the whole document
+        "LivePlotView(wb-liveplot-loss, wb-liveplot-power, wb-liveplot-throughput)"
+    )
     for i in range(8):
         live.update(PowerSample(t=10.0 + 0.1 * i, power_w=5.0 + i, energy_kwh=1e-6 * i,
                                 emissions_kg=5e-7 * i))  # fmt: skip
@@ -336,7 +343,9 @@ def test_view_sends_each_push_as_one_patch_that_reproduces_the_plot(make_view):
     for name, fig in figs.items():
         assert fig.title.text == kernel_figs[name].title.text
         assert fig.x_range.end == kernel_figs[name].x_range.end
-    assert figs["wb-liveplot-throughput"].title.text.startswith("workbench: 390.0 samples/s")
+    assert figs["wb-liveplot-throughput"].title.text.startswith(
+        f"workbench: {live.samples_per_s:,.1f} samples/s of training"
+    )
     assert "wb-liveplot" in figs["wb-liveplot-power"].css_classes
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,13 +13,21 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from workbench._optional import lazy_import
 from workbench._typing import PathLike
 from workbench.catalog.index import CatalogIndex
 from workbench.catalog.ingest import IngestOptions, expand_sources, scene_records, scenes_of
 from workbench.catalog.query import Query, build_query, scan
-from workbench.catalog.records import Location, PartitionRecord, check_frame, records_frame
+from workbench.catalog.records import (
+    Location,
+    PartitionRecord,
+    check_frame,
+    properties_json,
+    records_frame,
+)
+from workbench.catalog.sources import clean_assets
 from workbench.catalog.store import read_catalog, write_catalog
-from workbench.errors import CatalogError
+from workbench.errors import CatalogError, DataReadError
 from workbench.geo.crs import spatial_dims
 from workbench.options import get_options
 
@@ -126,44 +135,61 @@ class Catalog:
 
     def ingest(
         self,
-        sources: Any,
-        *,
+        source: Any,
         dataset: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        *,
         scheme: str = "geohash",
         precision: int = 6,
         cloud_mask: Any = "auto",
         variables: Sequence[str] | None = None,
         time_dim: str = "time",
         datetime: Any = None,
+        resolution: float | str | None = None,
+        bands: Sequence[str] | None = None,
         **spectral: Any,
     ) -> pd.DataFrame:
         """Partition sources by geocode, measure every piece, and add the records.
 
         Parameters
         ----------
-        sources : path, glob pattern, xarray object, or a list of them
-            GeoTIFF/COG files (one date each; bands from their descriptions; date from the
-            ``DATETIME`` tag or the file name), NetCDF/Zarr files or in-memory cubes with a
-            ``time_dim``. Cubes are written to ``assets/`` once (content-addressed).
+        source : path, glob pattern, xarray object, STAC Item, Collection, or a list of them
+            Band files of a scene (a folder, a list or a glob of them: one scene, never one
+            dataset per band; Sentinel-2 / Landsat naming or any, see
+            :func:`workbench.open_datacube`), STAC Items (dict or JSON file), a folder of scene
+            folders, multi-band GeoTIFF/COG files (one date each; bands from their
+            descriptions; date from the ``DATETIME`` tag or the file name), NetCDF/Zarr files or
+            in-memory cubes with a ``time_dim``, or a :class:`~workbench.chips.Collection`.
+            Cubes are written to ``assets/`` once (content-addressed); files stay where they are.
         dataset : str, optional
-            Dataset name; default: the file stem without its date (``S2_L1C``), or the cube's
+            Dataset name; default: the product (``sentinel-2-l2a``, ``LE07_L2SP``), the STAC
+            ``collection``, the file stem without its date (``S2_L1C``), or the cube's
             ``attrs["dataset"]``.
+        properties : mapping, optional
+            What you know about the source (labels, tile id, processing level...): any JSON-able
+            dict, stored with every record (merged over a STAC Item's or a ``*labels*.json``'s
+            properties) and queryable with ``query(properties=...)``.
         scheme : {"geohash", "quadkey"}
             Geocode scheme.
         precision : int
             Geohash length or quadkey zoom of the pieces.
         cloud_mask : "auto", str, None or False
-            ``"auto"``: a sibling ``*_CLM_*`` GeoTIFF, or a cube's ``cloud_mask`` variable, else
-            the spectral test; a variable name of the cube; ``None``: always the spectral test;
-            ``False``: no cloud cover (NaN).
+            ``"auto"``: the provider's mask in the scene (SCL, QA_PIXEL, QA60, MSK_CLDPRB, a
+            ``cloud_mask`` variable), a sibling ``*_CLM_*`` GeoTIFF, else the spectral tests; a
+            variable name; ``None``: always the spectral test; ``False``: no cloud cover (NaN).
         variables : sequence of str, optional
             Variables of a cube / NetCDF / Zarr to catalogue (default: all with spatial dims).
         time_dim : str
             Time dimension of cubes.
         datetime : optional
             Acquisition time for sources that have none.
+        resolution : float or str, optional
+            Grid of band files of different resolutions (default ``"finest"``: the finest
+            band's grid); see :func:`workbench.open_datacube`.
+        bands : sequence of str, optional
+            Bands of band files to catalogue (default all).
         **spectral
-            Options of the spectral cloud test (``bands=``, ``scale=``, ``band_dim=``).
+            Options of the spectral tests (``bands=``, ``scale=``, ``band_dim=``).
 
         Returns
         -------
@@ -174,24 +200,32 @@ class Catalog:
         Raises
         ------
         DataReadError, CatalogError
-            On an unreadable source or a failed write; the catalog on disk is then unchanged
-            (all records of one call are written in one atomic replace).
+            On an unreadable source, properties that are not JSON, or a failed write; the catalog
+            on disk is then unchanged (all records of one call are written in one atomic replace).
+
+        Warns
+        -----
+        BandFilesWarning
+            A single file that is one band of a scene whose other bands lie beside it.
         """
+        props = properties_json(properties)
         options = IngestOptions(
             dataset=dataset, scheme=scheme, precision=precision, cloud_mask=cloud_mask,
             variables=tuple(variables) if variables else None, time_dim=time_dim,
-            datetime=datetime, spectral=tuple(sorted(spectral.items())),
+            datetime=datetime, spectral=tuple(sorted(spectral.items())), properties=props,
+            resolution=resolution, bands=tuple(bands) if bands else None,
         )  # fmt: skip
         from tqdm.auto import tqdm
 
-        items = expand_sources(sources)
+        clean_assets(self.root / "assets")  # what an interrupted ingest left half-written
+        items = expand_sources(source)
         records: list[PartitionRecord] = []
         bar = tqdm(
             total=len(items), desc="ingest", unit="source", disable=not get_options()["progress"]
         )
         try:
-            for source in items:
-                for scene in scenes_of(source, options, self.root / "assets", self.root):
+            for item in items:
+                for scene in scenes_of(item, options, self.root / "assets", self.root):
                     records += scene_records(scene, options)
                 bar.update(1)
         finally:
@@ -200,6 +234,64 @@ class Catalog:
         frame = frame.drop_duplicates("id", keep="last") if len(frame) else frame
         self.add(frame)
         return frame
+
+    # -- STAC --------------------------------------------------------------------------------
+    def to_stac(self, path: PathLike | None = None, records: pd.DataFrame | None = None) -> Any:
+        """Return the records as STAC Items (a ``pystac.ItemCollection``, one Item per record).
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            Also write the collection there as GeoJSON (atomically).
+        records : DataFrame, optional
+            Rows to export (e.g. a query result; default: all).
+
+        Returns
+        -------
+        pystac.ItemCollection
+            Items with the footprint, datetime, ``collection`` (the dataset), ``eo:cloud_cover``,
+            ``proj:epsg``, the user's properties, ``workbench:*`` fields and the files as
+            assets (see :mod:`workbench.catalog.stac`).
+        """
+        pystac = lazy_import("pystac", extra="io", purpose="writing STAC Items")
+        from workbench.catalog.stac import records_to_items
+
+        rows = self._frame if records is None else records
+        collection = pystac.ItemCollection(records_to_items(rows, self.root))
+        if path is not None:
+            target = Path(path)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(collection.to_dict(transform_hrefs=False), indent=1))
+            os.replace(tmp, target)
+        return collection
+
+    @classmethod
+    def from_stac(cls, items: Any, path: PathLike | None = None, **ingest: Any) -> Catalog:
+        """Build a catalog of STAC Items (what :meth:`to_stac` wrote, or a user's own).
+
+        Items :meth:`to_stac` wrote come back as the records they were (no pixel read); others
+        (band assets, a user's STAC) are ingested as scenes.
+
+        Parameters
+        ----------
+        items : ItemCollection, Items, dicts, or JSON file(s) of an Item or a FeatureCollection
+            The Items.
+        path : str or Path, optional
+            Where the catalog is written (default: a new temporary folder).
+        **ingest
+            Options of :meth:`ingest` for the Items to ingest (``dataset=``, ``precision=``...).
+        """
+        import tempfile
+
+        from workbench.catalog.stac import rows_from_items
+
+        catalog = cls(tempfile.mkdtemp(prefix="workbench-catalog-") if path is None else path)
+        rows, foreign = rows_from_items(items)
+        if rows:
+            catalog.add(records_frame(rows))
+        if foreign:
+            catalog.ingest(foreign, **ingest)
+        return catalog
 
     def stage(
         self,
@@ -229,18 +321,26 @@ class Catalog:
         min_pixel_coverage: float | None = None,
         dataset: str | Sequence[str] | None = None,
         *,
+        max_snow: float | None = None,
+        properties: Mapping[str, Any] | None = None,
         method: Literal["index", "scan"] = "index",
     ) -> pd.DataFrame:
         """Return the records matching every predicate (see :mod:`workbench.catalog.query`).
 
-        ``method="scan"`` evaluates by a full pandas scan instead of the index (same result).
+        ``max_snow`` bounds the snow cover like ``max_cloud`` the cloud cover;
+        ``properties={"labels": "Mixed forest"}`` matches stored properties by equality, or by
+        membership when the stored value is a list. ``method="scan"`` evaluates by a full
+        pandas scan instead of the index (same result).
 
         Raises
         ------
         QueryError
             For a bad predicate, with the fix in the message.
         """
-        q = self.build_query(time, bbox, geocode, recursive, max_cloud, min_pixel_coverage, dataset)
+        q = self.build_query(
+            time, bbox, geocode, recursive, max_cloud, min_pixel_coverage, dataset,
+            max_snow=max_snow, properties=properties,
+        )  # fmt: skip
         rows = self.index.search(q) if method == "index" else np.flatnonzero(scan(self._frame, q))
         return self._frame.iloc[rows].reset_index(drop=True)
 
@@ -261,12 +361,23 @@ class Catalog:
 
         loc = Location.from_json(row["location"])
         href = self._href(loc)
-        if href not in cache:
+        key = href if not loc.assets else json.dumps([dict(loc.assets), dict(loc.options)])
+        if key not in cache:
             try:
-                cache[href] = open_datacube(href, variables=list(loc.variables) or None)
-            except FileNotFoundError as exc:
-                raise CatalogError(f"record {row['id']} points to {href}, which is gone") from exc
-        piece = cache[href].isel(loc.slices())
+                if loc.assets:
+                    cache[key] = open_datacube(dict(loc.assets), **dict(loc.options))
+                else:
+                    cache[key] = open_datacube(href, variables=list(loc.variables) or None)
+            except (FileNotFoundError, DataReadError) as exc:
+                raise CatalogError(
+                    f"record {row['id']} points to {href or dict(loc.assets)}, which cannot be "
+                    f"read: {exc}"
+                ) from exc
+        piece = cache[key].isel(loc.slices())
+        if loc.assets:  # the record's band order (a mapping's keys are stored sorted)
+            piece = piece[[b for b in row["bands"] if b in piece.data_vars]]
+        if "time" in piece.coords and piece["time"].ndim == 0:
+            piece = piece.drop_vars("time")
         spatial = {str(d) for d in spatial_dims(piece)}
         for d in [d for d in loc.isel if d not in spatial]:  # the source's own time dim
             piece = piece.squeeze(d, drop=True)
@@ -275,6 +386,10 @@ class Catalog:
         piece = piece.expand_dims(time=[stamp if stamp is not None else np.datetime64("NaT", "ns")])
         piece = piece.assign_coords(id=("time", [row["id"]]), geocode=("time", [row["geocode"]]))
         piece.attrs.update(dataset=row["dataset"], geocode=row["geocode"], crs=row["crs"])
+        if row.get("scene"):
+            piece.attrs["scene_id"] = f"{row['scene']}:{row['geocode']}"
+        if row.get("properties", "{}") != "{}":
+            piece.attrs["properties"] = row["properties"]
         return piece
 
     def open(

@@ -10,6 +10,8 @@
 * Bounding boxes: a sorted index over ``xmin`` (and ``ymin``) widened by the largest record
   width (height): every box that intersects ``[west, east]`` has ``xmin`` in
   ``[west - max_width, east]``.
+* Properties: an inverted index (property name -> value -> rows, list values under each of
+  their items), built from the JSON column the first time a query asks.
 
 :meth:`CatalogIndex.search` estimates each predicate's number of candidates from its range
 bounds (O(log n)), enumerates the most selective one, and filters those candidates against the
@@ -21,6 +23,7 @@ ascending order.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -28,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from workbench.catalog.query import Query
+from workbench.catalog.query import Query, property_key
 
 __all__ = ["SortedIndex", "CatalogIndex", "SCAN_FRACTION"]
 
@@ -142,8 +145,15 @@ class CatalogIndex:
         coverage: np.ndarray,
         dataset: np.ndarray,
         bbox: np.ndarray,
+        snow: np.ndarray | None = None,
+        properties: np.ndarray | None = None,
     ) -> None:
         self.n = len(geocode)
+        self.snow = SortedIndex.build(
+            np.full(self.n, np.nan) if snow is None else np.asarray(snow, dtype=np.float64)
+        )
+        self._property_texts = properties
+        self._properties: dict[str, dict[str, np.ndarray]] | None = None
         codes = np.asarray(geocode)
         self.geocode = SortedIndex.build(codes if codes.dtype == object else codes.astype(str))
         self.time = SortedIndex.build(
@@ -173,10 +183,32 @@ class CatalogIndex:
         if known.any():
             ns[known] = times[known].astype("datetime64[ns, UTC]").astype("int64").to_numpy()
         box = np.asarray(df["bbox"].tolist(), dtype=np.float64).reshape(len(df), 4)
+        snow = df["snow_cover"].to_numpy(np.float64) if "snow_cover" in df else None
+        props = df["properties"].to_numpy() if "properties" in df else None
         return cls(
             df["geocode"].to_numpy(), ns, known, df["cloud_cover"].to_numpy(np.float64),
             df["pixel_coverage"].to_numpy(np.float64), df["dataset"].to_numpy(), box,
+            snow=snow, properties=props,
         )  # fmt: skip
+
+    @property
+    def properties(self) -> dict[str, dict[str, np.ndarray]]:
+        """Inverted index ``name -> canonical JSON value -> rows`` (built on first use)."""
+        if self._properties is None:
+            found: dict[str, dict[str, list[int]]] = {}
+            texts: Any = self._property_texts if self._property_texts is not None else []
+            for row, text in enumerate(texts):
+                doc = json.loads(text) if isinstance(text, str) and text else {}
+                for key, value in doc.items():
+                    slot = found.setdefault(key, {})
+                    items = value if isinstance(value, list) else []
+                    for v in {property_key(value), *(property_key(i) for i in items)}:
+                        slot.setdefault(v, []).append(row)
+            self._properties = {
+                k: {v: np.asarray(sorted(set(r)), np.int64) for v, r in vals.items()}
+                for k, vals in found.items()
+            }
+        return self._properties
 
     # -- planning ----------------------------------------------------------------------------
     def _predicates(
@@ -192,6 +224,10 @@ class CatalogIndex:
             ranged(self.time, *self.time.range(q.start_ns, q.end_ns))
         if q.max_cloud is not None:
             ranged(self.cloud, *self.cloud.range(None, q.max_cloud))
+        if q.max_snow is not None:
+            ranged(self.snow, *self.snow.range(None, q.max_snow))
+        for key, accepted in q.properties or ():
+            preds.append(self._property_predicate(key, accepted))
         if q.min_pixel_coverage is not None:
             ranged(self.coverage, *self.coverage.range(q.min_pixel_coverage, None))
         if q.geocode is not None:
@@ -213,6 +249,23 @@ class CatalogIndex:
         if q.bbox is not None:
             preds.append(self._bbox_predicate(q.bbox))
         return preds
+
+    def _property_predicate(
+        self, key: str, accepted: frozenset[str]
+    ) -> tuple[int, Callable[[], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
+        values = self.properties.get(key, {})
+        parts = [values[v] for v in accepted if v in values]
+        hits: np.ndarray = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+        member = np.zeros(self.n, dtype=bool)
+        member[hits] = True
+
+        def enumerate_rows() -> np.ndarray:
+            return hits
+
+        def keep(rows: np.ndarray) -> np.ndarray:
+            return np.asarray(member[rows], dtype=bool)
+
+        return len(hits), enumerate_rows, keep
 
     def _bbox_predicate(
         self, bbox: tuple[float, float, float, float]

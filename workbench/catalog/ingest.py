@@ -1,109 +1,41 @@
-"""Turn files and cubes into catalog records: partition, then measure each piece.
+"""Turn sources into catalog records: find the scenes, partition, then measure each piece.
 
-For every scene (one date of one source) the pixels are read once; then for every geocode
-piece of its grid (:func:`workbench.geo.partition.partition`):
+Sources become scenes in :mod:`workbench.catalog.sources`. For every scene (one date of one
+source) the pixels are read once; then for every geocode piece of its grid
+(:func:`workbench.geo.partition.partition`):
 
 * **pixel coverage** (percent) = share of the geocode cell the data's footprint covers
   (:meth:`Partitions.coverage`) x share of valid values among the piece's own pixels (those whose
-  centre lies in the cell) across all bands; a value is valid when finite and not the nodata
-  value. 100 means every band has data everywhere in the cell.
-* **cloud cover** (percent) = cloudy pixels among the piece's own pixels that are valid in every
-  band. The cloud flags come from a mask when there is one (a sibling ``*_CLM_*`` GeoTIFF whose
-  band 1 is the mask, or a mask variable of a cube; non-zero = cloud), else from the spectral
-  test :func:`workbench.composites.clouds.spectral_cloud_mask` (Fmask potential cloud pixels),
-  else NaN (no reflectance bands to test).
+  centre lies in the cell) across all bands (mask variables left out); a value is valid when
+  finite and not the nodata value. 100 means every band has data everywhere in the cell.
+* **cloud cover** and **snow cover** (percent) = cloudy (snowy) pixels among the piece's own
+  pixels that are valid in every band. The flags come from the provider's mask when the scene has
+  one, a sibling ``*_CLM_*`` file, else the spectral tests; NaN when nothing can tell (see
+  :mod:`workbench.catalog.sources`); ``cloud_source`` says which.
 
-Files are referenced where they are (absolute path + pixel window). In-memory cubes are first
-written once to a content-addressed Zarr store in the catalog's ``assets/`` folder, so that
-:meth:`Catalog.open` can read them back and ingesting the same cube twice gives the same ids.
+Files are referenced where they are (absolute paths + pixel window; band files by band).
+In-memory cubes are first written once to a content-addressed Zarr store in the catalog's
+``assets/`` folder, so that :meth:`Catalog.open` can read them back and ingesting the same cube
+twice gives the same ids.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
-import shutil
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from workbench.catalog.records import Location, PartitionRecord, record_id
-from workbench.composites.clouds import spectral_cloud_mask
-from workbench.data import open_datacube
-from workbench.errors import CatalogError, DataReadError, DimensionError
+from workbench.catalog.sources import IngestOptions, Scene, scenes_of
+from workbench.data.scenes import SceneRef, find_scenes
 from workbench.geo.crs import require_crs, spatial_dims, xy_to_lonlat
 from workbench.geo.partition import partition
 
-__all__ = ["Scene", "IngestOptions", "scenes_of", "scene_records", "sibling_mask", "dataset_name"]
-
-_GEOTIFF = (".tif", ".tiff")
-_DATE = re.compile(r"[_\-.]?\d{4}-?\d{2}-?\d{2}(?:T[\d:]+)?")
-_PRODUCT = re.compile(r"_(L1C|L2A|L1TP|L2SP|SR|TOA|BOA)_", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class IngestOptions:
-    """Options of :meth:`Catalog.ingest` (see there)."""
-
-    dataset: str | None = None
-    scheme: str = "geohash"
-    precision: int = 6
-    cloud_mask: Any = "auto"
-    variables: tuple[str, ...] | None = None
-    time_dim: str = "time"
-    datetime: Any = None
-    spectral: tuple[tuple[str, Any], ...] = ()
-
-
-@dataclass(frozen=True, eq=False)
-class Scene:
-    """One date of one source: lazily opened data, where it lives, and its cloud flags."""
-
-    data: xr.Dataset  # spatial variables only, no time dim
-    when: pd.Timestamp | None
-    dataset: str
-    href: str
-    format: str
-    variables: tuple[str, ...]
-    time_index: tuple[str, int] | None  # (dim, position) in the source, if it has a time dim
-    cloud: Callable[[], tuple[np.ndarray | None, str]]
-
-
-def dataset_name(path: Path) -> str:
-    """Return the default dataset name of a file: its stem without the date.
-
-    Examples
-    --------
-    >>> dataset_name(Path("S2_L1C_2015-07-11.tif")), dataset_name(Path("L7_ETMs.tif"))
-    ('S2_L1C', 'L7_ETMs')
-    """
-    stem = _DATE.sub("", path.stem).strip("_-.")
-    return stem or path.stem
-
-
-def sibling_mask(path: Path) -> Path | None:
-    """Find the cloud-mask GeoTIFF beside ``path``, if any.
-
-    Tried in order: the product token replaced by ``CLM`` (``S2_L1C_<date>.tif`` ->
-    ``S2_CLM_<date>.tif``), then ``<stem>_CLM<suffix>``.
-
-    Examples
-    --------
-    >>> sibling_mask(Path("/nowhere/S2_L1C_2015-07-11.tif")) is None
-    True
-    """
-    candidates = []
-    if _PRODUCT.search(path.name):
-        candidates.append(path.with_name(_PRODUCT.sub("_CLM_", path.name, count=1)))
-    candidates.append(path.with_name(f"{path.stem}_CLM{path.suffix}"))
-    return next((c for c in candidates if c.is_file() and c != path), None)
+__all__ = ["IngestOptions", "Scene", "scenes_of", "scene_records", "expand_sources"]
 
 
 def _band_names(ds: xr.Dataset, ydim: str, xdim: str) -> tuple[str, ...]:
@@ -119,195 +51,14 @@ def _band_names(ds: xr.Dataset, ydim: str, xdim: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _spectral(data: xr.Dataset, options: IngestOptions) -> tuple[np.ndarray | None, str]:
-    try:
-        flags = spectral_cloud_mask(data, **dict(options.spectral))
-    except DimensionError:
-        return None, "none"
-    ydim, xdim = spatial_dims(data)
-    return np.asarray(flags.transpose(..., ydim, xdim).values).reshape(flags.shape[-2:]), "spectral"
-
-
-def _file_scenes(path: Path, options: IngestOptions) -> Iterator[Scene]:
-    href = str(path.resolve())
-    dataset = options.dataset or dataset_name(path)
-    if path.suffix.lower() in _GEOTIFF:
-        if options.cloud_mask not in ("auto", None, False):
-            raise CatalogError(
-                f"cloud_mask={options.cloud_mask!r} does not apply to the GeoTIFF {path.name}: use "
-                "'auto' (a sibling *_CLM_* file), None (spectral test) or False (no cloud cover)"
-            )
-        ds = open_datacube(path)
-        when = options.datetime
-        if when is None:
-            try:
-                when = open_datacube([path]).indexes["time"][0]
-            except DataReadError:  # no acquisition date in the tags or the name
-                when = None
-        mask_path = sibling_mask(path) if options.cloud_mask == "auto" else None
-
-        def cloud(ds: xr.Dataset = ds) -> tuple[np.ndarray | None, str]:
-            if options.cloud_mask is False:
-                return None, "none"
-            if mask_path is not None:
-                band = open_datacube(mask_path).band_data.isel(band=0).values
-                if band.shape != (ds.sizes["y"], ds.sizes["x"]):
-                    raise CatalogError(
-                        f"cloud mask {mask_path} has shape {band.shape}, {path} {dict(ds.sizes)}"
-                    )
-                return np.isfinite(band) & (band != 0), f"mask:{mask_path.name}"
-            return _spectral(ds, options)
-
-        variables = tuple(map(str, ds.data_vars))
-        yield Scene(ds, _timestamp(when), dataset, href, "geotiff", variables, None, cloud)
-        return
-    wanted = None
-    if options.variables:
-        wanted = list(options.variables)
-        if isinstance(options.cloud_mask, str) and options.cloud_mask != "auto":
-            wanted.append(options.cloud_mask)
-    ds = open_datacube(path, variables=wanted)
-    fmt = ds.attrs.get("workbench_engine", "netcdf")
-    yield from _cube_scenes(
-        ds, options, dataset, href, "zarr" if fmt in ("zarr", "kvikio") else fmt
-    )
-
-
-def _timestamp(when: Any) -> pd.Timestamp | None:
-    if when is None or (not isinstance(when, str) and pd.isna(when)):
-        return None
-    ts = pd.Timestamp(when)
-    return ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")
-
-
-def _cube_scenes(
-    ds: xr.Dataset, options: IngestOptions, dataset: str, href: str, fmt: str
-) -> Iterator[Scene]:
-    ydim, xdim = spatial_dims(ds)
-    mask_name = (
-        options.cloud_mask
-        if isinstance(options.cloud_mask, str) and options.cloud_mask != "auto"
-        else None
-    )
-    if options.cloud_mask == "auto" and "cloud_mask" in ds.data_vars:
-        mask_name = "cloud_mask"
-    if mask_name is not None and mask_name not in ds.data_vars:
-        raise CatalogError(
-            f"cloud_mask={mask_name!r} is not a variable of the cube: "
-            f"{sorted(map(str, ds.data_vars))}"
-        )
-    names = [
-        str(n) for n, v in ds.data_vars.items() if {ydim, xdim} <= set(v.dims) and n != mask_name
-    ]
-    if options.variables:
-        names = [n for n in names if n in options.variables]
-    if not names:
-        raise CatalogError(
-            f"no variable with spatial dims ({ydim}, {xdim}) to catalogue in "
-            f"{sorted(map(str, ds.data_vars))}"
-        )
-    tdim = options.time_dim
-    for n in names:
-        other = [d for d in ds[n].dims if d not in (ydim, xdim, tdim)]
-        dated = [d for d in other if d in ds.coords and ds[d].dtype.kind == "M"]
-        if dated:
-            raise CatalogError(
-                f"variable {n!r} has the time dimension {dated[0]!r} but time_dim={tdim!r}; "
-                f"pass time_dim={dated[0]!r} (or rename it)"
-            )
-    steps = range(ds.sizes[tdim]) if tdim in ds.dims else [None]
-    for t in steps:
-        sel = {tdim: t} if t is not None else {}
-        data = ds[names].isel(sel)
-        if t is not None and tdim in ds.coords:
-            when = _timestamp(ds[tdim].values[t])
-        else:
-            when = _timestamp(options.datetime)
-
-        def cloud(
-            data: xr.Dataset = data, sel: dict[str, Any] = sel
-        ) -> tuple[np.ndarray | None, str]:
-            if options.cloud_mask is False:
-                return None, "none"
-            if mask_name is not None:
-                m = ds[mask_name].isel(sel).transpose(..., ydim, xdim).values
-                m = np.asarray(m).reshape(m.shape[-2:])
-                return np.isfinite(m) & (m != 0), f"mask:{mask_name}"
-            return _spectral(data, options)
-
-        data = data.drop_vars([tdim], errors="ignore")
-        yield Scene(
-            data,
-            when,
-            dataset,
-            href,
-            fmt,
-            tuple(names),
-            (tdim, t) if t is not None else None,
-            cloud,
-        )
-
-
-def _content_hash(ds: xr.Dataset) -> str:
-    h = hashlib.sha1(usedforsecurity=False)
-    for name in sorted(map(str, ds.variables)):
-        var = ds.variables[name]
-        h.update(
-            json.dumps([name, list(map(str, var.dims)), str(var.dtype), list(var.shape)]).encode()
-        )
-        h.update(
-            np.ascontiguousarray(var.values).tobytes()
-            if var.dtype.kind != "O"
-            else repr(var.values.tolist()).encode()
-        )
-        h.update(json.dumps(var.attrs, sort_keys=True, default=str).encode())
-    h.update(json.dumps(ds.attrs, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:20]
-
-
-def materialize(ds: xr.Dataset, assets: Path) -> Path:
-    """Write ``ds`` once to ``assets/<content hash>.zarr`` (Zarr v2, atomic rename).
-
-    Returns the store's path; an existing store of the same content is reused.
-    """
-    clean = ds.copy()
-    for var in clean.variables.values():
-        var.encoding = {}
-    target = assets / f"{_content_hash(clean)}.zarr"
-    if target.exists():
-        return target
-    assets.mkdir(parents=True, exist_ok=True)
-    tmp = assets / f".{target.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        clean.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
-        tmp.rename(target)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not target.exists():  # else: written meanwhile by another ingest of the same cube
-            raise CatalogError(f"could not write the cube to {target}: {exc}") from exc
-    return target
-
-
-def scenes_of(source: Any, options: IngestOptions, assets: Path, root: Path) -> Iterator[Scene]:
-    """Scenes of one source: a file path or an xarray cube (materialised under ``assets``)."""
-    if isinstance(source, xr.DataArray):
-        source = source.to_dataset(name=source.name or "data")
-    if isinstance(source, xr.Dataset):
-        dataset = options.dataset or source.attrs.get("dataset")
-        if not dataset:
-            raise CatalogError(
-                "an in-memory cube needs a dataset name: pass dataset='...' to ingest"
-            )
-        store = materialize(source, assets)
-        ds = open_datacube(store, engine="zarr")
-        yield from _cube_scenes(
-            ds, options, str(dataset), store.relative_to(root).as_posix(), "zarr"
-        )
-        return
-    path = Path(source)
-    if not path.exists():
-        raise DataReadError(f"cannot ingest {source!s}: no such file or store")
-    yield from _file_scenes(path, options)
+def _band_resolutions(ds: xr.Dataset, bands: tuple[str, ...], grid_res: float) -> tuple[float, ...]:
+    """Native pixel size of each band (a band file's ``resolution`` attribute, else the grid's)."""
+    out = []
+    for band in bands:
+        name = band.split(":", 1)[0]
+        native = ds[name].attrs.get("resolution") if name in ds.data_vars else None
+        out.append(float(native) if isinstance(native, int | float) else grid_res)
+    return tuple(out)
 
 
 def _window_footprint(x: np.ndarray, y: np.ndarray, crs: Any, n: int = 8) -> Any:
@@ -333,11 +84,12 @@ def scene_records(scene: Scene, options: IngestOptions) -> list[PartitionRecord]
     crs = require_crs(data, "cataloguing by geocode")
     lonlat = crs.is_geographic
     parts = partition(data, options.scheme, options.precision)
-    arrays = [np.asarray(v.transpose(..., ydim, xdim).values) for v in data.data_vars.values()]
+    measured = [v for n, v in data.data_vars.items() if n not in scene.masks] or list(
+        data.data_vars.values()
+    )
+    arrays = [np.asarray(v.transpose(..., ydim, xdim).values) for v in measured]
     stacked = [a.reshape(-1, *a.shape[-2:]) for a in arrays]
-    fills = [
-        v.attrs.get("_FillValue", v.encoding.get("_FillValue")) for v in data.data_vars.values()
-    ]
+    fills = [v.attrs.get("_FillValue", v.encoding.get("_FillValue")) for v in measured]
     n_valid = np.zeros(stacked[0].shape[-2:], dtype=np.int64)
     all_valid = np.ones(stacked[0].shape[-2:], dtype=bool)
     n_bands = 0
@@ -348,9 +100,12 @@ def scene_records(scene: Scene, options: IngestOptions) -> list[PartitionRecord]
         n_valid += ok.sum(axis=0)
         all_valid &= ok.all(axis=0)
         n_bands += arr.shape[0]
-    cloud, cloud_source = scene.cloud()
-    bands = _band_names(data, ydim, xdim)
+    cloud, snow, cloud_source = scene.flags()
+    bands = _band_names(data[list(scene.variables)], ydim, xdim)
     xs, ys = data[xdim].values, data[ydim].values
+    grid_res = float(abs(xs[1] - xs[0])) if len(xs) > 1 else float("nan")
+    resolutions = _band_resolutions(data, bands, grid_res)
+    properties = json.dumps(scene.properties, sort_keys=True, separators=(",", ":"), default=str)
     records = []
     for code in parts.codes:
         sl = parts.slices(code)
@@ -360,17 +115,18 @@ def scene_records(scene: Scene, options: IngestOptions) -> list[PartitionRecord]
         valid_share = n_valid[rows, cols][inside].sum() / (own * n_bands) if own else 0.0
         pixel_coverage = min(100.0, 100.0 * parts.coverage(code) * float(valid_share))
         good = all_valid[rows, cols] & inside
-        if cloud is None or not good.any():
-            cloud_cover = float("nan")
-        else:
-            cloud_cover = 100.0 * float((cloud[rows, cols] & good).sum()) / float(good.sum())
+        cloud_cover, snow_cover = (
+            float("nan")
+            if flag is None or not good.any()
+            else 100.0 * float((flag[rows, cols] & good).sum()) / float(good.sum())
+            for flag in (cloud, snow)
+        )
         isel = {ydim: (rows.start, rows.stop), xdim: (cols.start, cols.stop)}
         if scene.time_index is not None:
             tdim, t = scene.time_index
             isel[tdim] = (t, t + 1)
-        loc = Location(
-            scene.href, scene.format, isel, scene.variables if scene.format != "geotiff" else ()
-        )
+        variables = scene.variables if scene.format not in ("geotiff", "bands") else ()
+        loc = Location(scene.href, scene.format, isel, variables, scene.assets, scene.open_options)
         cell = box(*parts.bounds(code))
         foot = _window_footprint(xs[cols], ys[rows], None if lonlat else crs).intersection(cell)
         geom = foot if not foot.is_empty else cell
@@ -384,7 +140,7 @@ def scene_records(scene: Scene, options: IngestOptions) -> list[PartitionRecord]
                 bands=bands,
                 bbox=tuple(float(v) for v in geom.bounds),  # type: ignore[arg-type]
                 crs=crs.to_string(),
-                resolution=float(abs(xs[1] - xs[0])) if len(xs) > 1 else float("nan"),
+                resolution=grid_res,
                 width=cols.stop - cols.start,
                 height=rows.stop - rows.start,
                 cloud_cover=cloud_cover,
@@ -392,24 +148,31 @@ def scene_records(scene: Scene, options: IngestOptions) -> list[PartitionRecord]
                 cloud_source=cloud_source,
                 location=loc,
                 geometry=shapely.to_wkb(geom),
+                scene=scene.scene_id,
+                band_resolutions=resolutions,
+                snow_cover=snow_cover,
+                properties=properties,
             )
         )
     return records
 
 
-def expand_sources(sources: Any) -> list[Any]:
-    """Return a list of sources from one source, a list, or a glob pattern string."""
-    import glob
+def expand_sources(sources: Any) -> list[SceneRef]:
+    """Find the sources' scenes (band files of one scene together; see ``find_scenes``).
 
-    if isinstance(sources, (xr.Dataset, xr.DataArray, str, Path)):
-        sources = [sources]
-    out: list[Any] = []
-    for src in sources if isinstance(sources, Sequence) else list(sources):
-        if isinstance(src, str) and any(c in src for c in "*?[") and not Path(src).exists():
-            matches = sorted(glob.glob(src))
-            if not matches:
-                raise DataReadError(f"the pattern {src!r} matches no file")
-            out += [Path(m) for m in matches]
-        else:
-            out.append(src)
-    return out
+    Also takes a :class:`~workbench.chips.Collection` (its scenes, where their files are).
+    """
+    scenes = getattr(sources, "scenes", None)
+    if isinstance(scenes, list) and all(hasattr(s, "ref") for s in scenes):
+        refs = []
+        for s in scenes:
+            ref = s.ref
+            if ref.data is not None or "crs" in s.options:  # in memory, or warped: the data
+                ref = SceneRef(s.id, data=s.data, properties=dict(s.properties))
+            else:  # files: referenced where they are, opened as the collection opened them
+                ref = replace(ref, properties=dict(s.properties), options=dict(s.options))
+            refs.append(ref)
+        return refs
+    if isinstance(sources, Sequence) and not isinstance(sources, str | bytes) and not sources:
+        return []
+    return find_scenes(sources)

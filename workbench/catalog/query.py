@@ -14,13 +14,19 @@ Predicates (all optional, combined with AND):
   cover never matches.
 * ``min_pixel_coverage``: ``pixel_coverage >= min_pixel_coverage``, a percentage in [0, 100].
 * ``dataset``: one name or a list of names.
+* ``max_snow``: ``snow_cover <= max_snow``, a percentage; unknown (NaN) snow cover never matches.
+* ``properties={"labels": "Mixed forest", "tile": "33TVL"}``: records whose stored property equals
+  the value, or holds it when the stored value is a list (``labels: ["Forest", "Mixed forest"]``
+  matches ``"Mixed forest"``); a list given as the value matches any of its items. All keys
+  must match; a record without the key does not.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +35,7 @@ import pandas as pd
 
 from workbench.errors import QueryError
 
-__all__ = ["Query", "build_query", "scan", "ALPHABETS"]
+__all__ = ["Query", "build_query", "scan", "ALPHABETS", "property_key", "property_matches"]
 
 #: Characters of each geocode scheme.
 ALPHABETS = {"geohash": "0123456789bcdefghjkmnpqrstuvwxyz", "quadkey": "0123"}
@@ -49,6 +55,8 @@ class Query:
     max_cloud: float | None = None
     min_pixel_coverage: float | None = None
     datasets: tuple[str, ...] | None = None
+    max_snow: float | None = None
+    properties: tuple[tuple[str, frozenset[str]], ...] | None = None  # key, accepted JSON values
 
     @property
     def has_time(self) -> bool:
@@ -168,6 +176,52 @@ def _parse_datasets(dataset: Any, known: Iterable[str] | None) -> tuple[str, ...
     return tuple(sorted(set(names)))
 
 
+def property_key(value: Any) -> str:
+    """Canonical JSON of one property value (how stored and queried values are compared).
+
+    Examples
+    --------
+    >>> property_key("Forest"), property_key(2.0), property_key({"b": 1, "a": 2})
+    ('"Forest"', '2.0', '{"a":2,"b":1}')
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _parse_properties(properties: Any) -> tuple[tuple[str, frozenset[str]], ...] | None:
+    if properties is None:
+        return None
+    if not isinstance(properties, Mapping) or not properties:
+        raise QueryError(
+            f"properties must be a non-empty mapping of property name to value, e.g. "
+            f"{{'labels': 'Mixed forest'}}; got {properties!r}"
+        )
+    out = []
+    for key, value in properties.items():
+        if not isinstance(key, str):
+            raise QueryError(f"property names are strings, got {key!r}")
+        values = list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
+        if not values:
+            raise QueryError(f"property {key!r}: give a value or a non-empty list of values")
+        out.append((key, frozenset(property_key(v) for v in values)))
+    return tuple(sorted(out))
+
+
+def property_matches(stored: Mapping[str, Any], key: str, accepted: frozenset[str]) -> bool:
+    """Whether a record's properties match one predicate (equality, or list membership).
+
+    Examples
+    --------
+    >>> property_matches({"labels": ["Forest", "Grassland"]}, "labels", frozenset(['"Forest"']))
+    True
+    """
+    if key not in stored:
+        return False
+    value = stored[key]
+    if property_key(value) in accepted:
+        return True
+    return isinstance(value, list) and any(property_key(v) in accepted for v in value)
+
+
 def build_query(
     time: Any = None,
     bbox: Any = None,
@@ -177,6 +231,8 @@ def build_query(
     min_pixel_coverage: Any = None,
     dataset: Any = None,
     *,
+    max_snow: Any = None,
+    properties: Mapping[str, Any] | None = None,
     known_datasets: Iterable[str] | None = None,
     schemes: Iterable[str] = (),
 ) -> Query:
@@ -209,6 +265,8 @@ def build_query(
         max_cloud=_parse_percent(max_cloud, "max_cloud"),
         min_pixel_coverage=_parse_percent(min_pixel_coverage, "min_pixel_coverage"),
         datasets=_parse_datasets(dataset, known_datasets),
+        max_snow=_parse_percent(max_snow, "max_snow"),
+        properties=_parse_properties(properties),
     )
 
 
@@ -238,6 +296,16 @@ def scan(df: pd.DataFrame, q: Query) -> np.ndarray:
         keep &= (df["pixel_coverage"] >= q.min_pixel_coverage).to_numpy(bool)
     if q.datasets is not None:
         keep &= df["dataset"].isin(q.datasets).to_numpy(bool)
+    if q.max_snow is not None:
+        snow = df["snow_cover"] if "snow_cover" in df else pd.Series(np.nan, index=df.index)
+        keep &= (snow <= q.max_snow).to_numpy(bool)
+    if q.properties is not None:
+        texts = df["properties"] if "properties" in df else pd.Series("{}", index=df.index)
+        stored = [json.loads(t) if isinstance(t, str) else {} for t in texts]
+        for key, accepted in q.properties:
+            keep &= np.fromiter(
+                (property_matches(p, key, accepted) for p in stored), bool, len(stored)
+            )
     if q.bbox is not None:
         west, south, east, north = q.bbox
         box = np.asarray(df["bbox"].tolist(), dtype=np.float64).reshape(len(df), 4)

@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from workbench.catalog.records import COLUMNS, check_frame
+from workbench.catalog.records import COLUMNS, OPTIONAL_COLUMNS, check_frame
 from workbench.errors import CatalogError
 
 __all__ = ["SCHEMA", "read_catalog", "write_catalog", "geo_metadata"]
@@ -50,6 +50,10 @@ SCHEMA = pa.schema(
         ("cloud_source", pa.string()),
         ("location", pa.string()),
         ("geometry", pa.binary()),
+        ("scene", pa.string()),
+        ("band_resolutions", pa.list_(pa.float64())),
+        ("snow_cover", pa.float64()),
+        ("properties", pa.string()),
     ]
 )
 
@@ -96,8 +100,8 @@ def to_table(df: pd.DataFrame) -> pa.Table:
         if f.name == "bbox":
             parts = [pa.array(bbox[:, i], pa.float64()) for i in range(4)]
             columns.append(pa.StructArray.from_arrays(parts, fields=list(_BBOX)))
-        elif f.name == "bands":
-            columns.append(pa.array(df["bands"].tolist(), f.type))
+        elif f.name in ("bands", "band_resolutions"):
+            columns.append(pa.array([list(v) for v in df[f.name]], f.type))
         else:  # zero-copy for Arrow-backed pandas columns
             columns.append(pa.Array.from_pandas(df[f.name], type=f.type))
     table = pa.Table.from_arrays(columns, schema=SCHEMA)
@@ -157,13 +161,20 @@ def read_catalog(path: Path) -> pd.DataFrame:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
         raise CatalogError(f"could not read the catalog {path}: {exc}") from exc
-    missing = [c for c in COLUMNS if c not in table.column_names]
+    missing = [c for c in COLUMNS if c not in table.column_names and c not in OPTIONAL_COLUMNS]
     if missing:
         raise CatalogError(f"{path} is not a workbench catalog: columns {missing} are missing")
     bbox = table.column("bbox").combine_chunks()
     parts = [bbox.field(k).to_numpy(zero_copy_only=False) for k in ("xmin", "ymin", "xmax", "ymax")]
-    bands = table.column("bands").to_pylist()
-    df = table.drop(["bbox", "bands"]).to_pandas()
+    lists = {
+        c: table.column(c).to_pylist()
+        for c in ("bands", "band_resolutions")
+        if c in table.column_names
+    }
+    df = table.drop(["bbox", *lists]).to_pandas()
     df.insert(COLUMNS.index("bbox"), "bbox", list(zip(*parts, strict=True)))
-    df["bands"] = bands
+    for name, values in lists.items():
+        df[name] = values
+    if any(c not in df.columns for c in OPTIONAL_COLUMNS):  # written before those columns
+        return check_frame(df)
     return df.loc[:, list(COLUMNS)]

@@ -17,6 +17,7 @@ Examples
 from __future__ import annotations
 
 from workbench.chips.chipset import ChipSet
+from workbench.chips.collection import Collection, CollectionChips, open_collection
 from workbench.chips.grid import ChipGrid
 
-__all__ = ["ChipSet", "ChipGrid"]
+__all__ = ["ChipSet", "ChipGrid", "Collection", "CollectionChips", "open_collection"]

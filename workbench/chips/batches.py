@@ -82,8 +82,8 @@ def resolve_dtype(dtype: Any, source_dtype: np.dtype[Any]) -> np.dtype[Any] | No
 
     ``"auto"`` (the default of the loaders): real floating sources become ``float32``,
     what models are built for; integer and boolean sources (class labels, masks) and
-    complex ones keep their dtype. ``None`` keeps every dtype. Anything else (a NumPy dtype, its name, or a
-    ``torch.dtype``) is applied to every batch.
+    complex ones keep their dtype. ``None`` keeps every dtype. Anything else (a NumPy
+    dtype, its name, or a ``torch.dtype``) is applied to every batch.
 
     Examples
     --------

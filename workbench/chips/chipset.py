@@ -35,7 +35,6 @@ Devices
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -50,7 +49,14 @@ from workbench.chips.plan import epoch_order, split_batches
 from workbench.chips.reader import TileReader
 from workbench.chips.source import ArraySource, as_names
 from workbench.chips.stream import ChipStream
-from workbench.errors import ChipSpecError, EmptyChipError, GeocodeError
+from workbench.errors import (
+    ChipSpecError,
+    DataReadError,
+    DimensionError,
+    EmptyChipError,
+    WorkbenchError,
+)
+from workbench.geo.schemes import get_scheme
 
 if TYPE_CHECKING:
     from workbench.chips.batches import ChipBatches
@@ -86,6 +92,33 @@ def _resolve_variables(
     if len(set(names)) != len(names):
         raise ChipSpecError(f"variables are listed more than once: {names}")
     return names
+
+
+def _check_not_empty(data: xr.Dataset | xr.DataArray, names: Sequence[Hashable]) -> None:
+    """Refuse variables with a zero-length dimension: their chips would hold no channel."""
+    arrays = [data[n] for n in names] if isinstance(data, xr.Dataset) else [data]
+    for name, arr in zip(names, arrays, strict=True):
+        empty = [d for d in arr.dims if arr.sizes[d] == 0]
+        if empty:
+            raise DimensionError(
+                f"variable {name!r} has the zero-length dimension(s) {empty} (sizes "
+                f"{dict(arr.sizes)}), so its chips would hold no value; select a non-empty "
+                f"range (e.g. check the labels given to .sel({empty[0]}=...)) or leave the "
+                "variable out with variables=[...]"
+            )
+
+
+def _load(chip: Any, what: str) -> Any:
+    """Load a chip's values; a failing read becomes a DataReadError saying which chip."""
+    try:
+        return chip.load()
+    except WorkbenchError:
+        raise
+    except Exception as exc:  # each store and codec fails in its own way
+        raise DataReadError(
+            f"could not read {what}: {type(exc).__name__}: {exc}. The store may be damaged or "
+            "truncated (re-copy it), or a file it points to is gone"
+        ) from exc
 
 
 def _stack_like_xbatcher(chip: Any, input_dims: Sequence[Hashable]) -> Any:
@@ -149,6 +182,13 @@ class ChipSet:
             )
         names = _resolve_variables(obj, variables)
         data = obj[names] if isinstance(obj, xr.Dataset) else obj
+        if isinstance(obj, xr.Dataset):
+            # coordinates on dims no chosen variable uses (CF bounds: lat_bnds(lat, bnds),
+            # time_bnds(time, bnds)) stay in every chip, as xbatcher keeps them
+            dropped = {k: v for k, v in obj.coords.items() if k not in data.coords}
+            if dropped:
+                data = data.assign_coords(dropped)
+        _check_not_empty(data, names)
         self._obj = obj
         self._data = data
         self._names = names
@@ -233,7 +273,7 @@ class ChipSet:
             Positions in this chip set.
         """
         pos = normalize_positions(indices, len(self))
-        view = object.__new__(ChipSet)
+        view = object.__new__(type(self))
         view.__dict__.update(self.__dict__)
         view._ids = self.ids[pos]
         view._stream = None
@@ -243,7 +283,8 @@ class ChipSet:
     def __getitem__(self, key: Any) -> Any:
         """Chip ``key`` as an xarray object (xbatcher's), or a :meth:`select` view of several."""
         if isinstance(key, int | np.integer) and not isinstance(key, bool):
-            chip = self._data.isel(self.selector(int(key))).load()
+            sel = self.selector(int(key))
+            chip = _load(self._data.isel(sel), f"chip {int(key)} ({sel})")
             return _stack_like_xbatcher(chip, list(self._grid.dims))
         return self.select(key)
 
@@ -287,11 +328,9 @@ class ChipSet:
         precision : int
             Code length (geohash characters, quadkey zoom level).
         """
-        if scheme not in ("geohash", "quadkey"):
-            raise GeocodeError(f"unknown geocode scheme {scheme!r}; use 'geohash' or 'quadkey'")
-        module = importlib.import_module(f"workbench.geo.{scheme}")
+        codes = get_scheme(scheme)
         lon, lat = self.centers()
-        return np.asarray(module.encode(lat, lon, precision)).reshape(-1)
+        return np.asarray(codes.encode(lat, lon, precision)).reshape(-1)
 
     # -- pixels -----------------------------------------------------------------------------
     def _chip_stream(self) -> ChipStream:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from workbench.errors import DimensionError
+from workbench.errors import DataReadError, DimensionError, WorkbenchError
 from workbench.options import OPTIONS
 
 __all__ = ["VariableLayout", "ArraySource", "as_names"]
@@ -82,6 +82,22 @@ def as_names(value: Any) -> list[Hashable]:
     if isinstance(value, str) or not isinstance(value, Iterable):
         return [value]
     return list(value)
+
+
+def _describe_box(var: xr.Variable, key: Sequence[slice]) -> str:
+    """``{dim: [start, stop)}`` of a read, plus the storage chunks it touches when known."""
+    box = {d: [k.start or 0, n if k.stop is None else k.stop]
+           for d, k, n in zip(var.dims, key, var.shape, strict=True)}  # fmt: skip
+    text = ", ".join(f"{d} {a}:{b}" for d, (a, b) in box.items())
+    chunks = _chunks(var, var.dims, "lazy") if var.chunks is None else None
+    if chunks and all(c for c in chunks):
+        spans = [
+            f"{a // c}" if (b - 1) // c == a // c else f"{a // c}..{(b - 1) // c}"
+            for (a, b), c in zip(box.values(), chunks, strict=True)
+            if c is not None
+        ]
+        text += f" (chunk {'.'.join(spans)})"
+    return text
 
 
 def _kind(var: xr.Variable) -> str:
@@ -235,21 +251,32 @@ class ArraySource:
             key[lay.perm[axis]] = slice(int(a), int(b))
         if lay.kind == "memory":
             data = var.data[tuple(key)]
-        elif lay.kind == "dask":
-            data = var.data[tuple(key)].compute()
         else:
-            box = self._box_reader(index)
-            if box is not None:
-                lo_v = [k.start or 0 for k in key]
-                hi_v = [
-                    n if k.stop is None else k.stop for k, n in zip(key, var.shape, strict=True)
-                ]
-                data = box.read(lo_v, hi_v)
-            else:
-                # indexing first makes a new lazy wrapper: loading it never caches the whole
-                # variable inside the user's object (as ``var.values`` would)
-                data = var[tuple(key)].load().data
+            try:
+                data = self._read_stored(index, lay, var, key)
+            except WorkbenchError:
+                raise
+            except Exception as exc:  # every store and codec raises its own errors
+                raise DataReadError(
+                    f"could not read variable {lay.name!r} at {_describe_box(var, key)}: "
+                    f"{type(exc).__name__}: {exc}. The store may be damaged or truncated "
+                    "(re-copy it), or a file it points to is gone"
+                ) from exc
         return data.transpose(lay.perm)
+
+    def _read_stored(
+        self, index: int, lay: VariableLayout, var: xr.Variable, key: list[slice]
+    ) -> Any:
+        if lay.kind == "dask":
+            return var.data[tuple(key)].compute()
+        box = self._box_reader(index)
+        if box is not None:
+            lo_v = [k.start or 0 for k in key]
+            hi_v = [n if k.stop is None else k.stop for k, n in zip(key, var.shape, strict=True)]
+            return box.read(lo_v, hi_v)
+        # indexing first makes a new lazy wrapper: loading it never caches the whole
+        # variable inside the user's object (as ``var.values`` would)
+        return var[tuple(key)].load().data
 
     def _box_reader(self, index: int) -> Any:
         """Return the synchronous Zarr reader of a lazy variable, or None (read via xarray)."""
@@ -258,7 +285,7 @@ class ArraySource:
         if index not in self._boxes:
             from workbench.data.zarr_sync import box_reader
 
-            self._boxes[index] = box_reader(self.variables[index])
+            self._boxes[index] = box_reader(self.variables[index], self.layouts[index].name)
         return self._boxes[index]
 
     def read_route(self, index: int) -> str:

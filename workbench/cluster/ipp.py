@@ -41,6 +41,7 @@ from workbench.cluster.launch import (
     free_port,
     loopback_ifname,
 )
+from workbench.cluster.reaper import Reaper, tie_to_this_process
 from workbench.cluster.spec import ClusterSpec
 from workbench.errors import EngineDiedError, LaunchError, TrainingError
 from workbench.metering.events import StepEvent
@@ -107,6 +108,12 @@ def _engine_entry(payload: bytes) -> tuple[bytes, int]:
 
 
 # --------------------------------------------------------------------------- kernel side
+def _children() -> set[int]:
+    """Pids of this process's children (psutil comes with ipyparallel)."""
+    psutil = lazy_import("psutil", extra="cluster")
+    return {p.pid for p in psutil.Process().children()}
+
+
 class IpyparallelCluster:
     """A cluster started here (``owned``, stopped by :meth:`stop`) or one connected to."""
 
@@ -124,6 +131,7 @@ class IpyparallelCluster:
         self.spec = spec or ClusterSpec()
         self._info: dict[int, dict[str, Any]] = {}
         self._private_dir: str | None = None  # a temporary profile folder made by start()
+        self._reaper: Reaper | None = None  # ends the processes started here with this one
 
     @classmethod
     def start(cls, spec: ClusterSpec | None = None) -> IpyparallelCluster:
@@ -134,6 +142,7 @@ class IpyparallelCluster:
         """
         spec = spec or ClusterSpec()
         ipp = _ipp()
+        before = _children()
         profile_dir = spec.profile_dir or tempfile.mkdtemp(prefix="workbench-ipp-")
         cluster = ipp.Cluster(
             n=spec.n,
@@ -150,7 +159,15 @@ class IpyparallelCluster:
             raise LaunchError(f"could not start {spec.n} engines on {spec.ip}: {exc}") from exc
         handle = cls(client, cluster=cluster, owned=True, spec=spec)
         handle._private_dir = None if spec.profile_dir else profile_dir
+        handle._tie(before)
         return handle
+
+    def _tie(self, before: set[int]) -> None:
+        """Tie the processes this cluster started (controller, engines) to this process."""
+        if self._reaper is not None:
+            self._reaper.release()
+        started = sorted(_children() - before)
+        self._reaper = tie_to_this_process(started) if started else None
 
     @classmethod
     def connect(cls, spec: ClusterSpec) -> IpyparallelCluster:
@@ -216,6 +233,7 @@ class IpyparallelCluster:
         """
         if not self.owned or self.cluster is None:
             raise LaunchError("only a cluster started by %cluster start can be restarted from here")
+        kept = _children() - set(self._reaper.pids if self._reaper else ())
         self.cluster.restart_engines_sync()
         self._info.clear()
         try:
@@ -225,6 +243,7 @@ class IpyparallelCluster:
         deadline = time.monotonic() + self.spec.engine_timeout
         while len(self.client.ids) > self.spec.n and time.monotonic() < deadline:
             time.sleep(0.1)  # old ids are unregistered asynchronously
+        self._tie(kept)  # the new engines end with this process too
 
     def launcher(self) -> IpyparallelLauncher:
         """Return a launcher that trains on this cluster's engines."""
@@ -244,6 +263,9 @@ class IpyparallelCluster:
         finally:
             if self.owned and self.cluster is not None:
                 self.cluster.stop_cluster_sync()
+            if self._reaper is not None:
+                self._reaper.release()
+                self._reaper = None
             if self._private_dir:
                 shutil.rmtree(self._private_dir, ignore_errors=True)
 

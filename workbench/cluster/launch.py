@@ -27,13 +27,14 @@ import socket
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 from workbench._optional import lazy_import
 from workbench.errors import EngineDiedError, LaunchError, TrainingError, TrainingTimeoutError
 from workbench.metering.events import StepEvent
+from workbench.training.task import WorkerCall, WorkerInfo
 
 __all__ = [
     "WorkerInfo",
@@ -50,25 +51,6 @@ __all__ = [
 
 #: Called with each step event and the name of the worker that sent it.
 EventSink = Callable[[StepEvent, str], object]
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    """A worker a launcher can use: its name (``engine-0``), host and CPU count."""
-
-    name: str
-    host: str
-    cpus: int
-
-
-@dataclass(frozen=True)
-class WorkerCall:
-    """``fn(*args, callbacks=[...], **kwargs)`` to run on one worker with ``env`` set."""
-
-    fn: Callable[..., Any]
-    args: tuple[Any, ...] = ()
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

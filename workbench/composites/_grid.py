@@ -177,6 +177,9 @@ def with_grid(
 ) -> xr.Dataset | xr.DataArray:
     """Set ``grid``'s coordinates on ``obj`` and carry ``like``'s CRS (``spatial_ref``).
 
+    A CRS that ``like`` (or ``obj``) holds elsewhere (a ``crs`` attribute...) is written as a
+    ``spatial_ref`` coordinate, so the result has it once, where every later step finds it.
+
     ``ys``/``xs`` override the computed centres (to reuse a source's exact float values). The
     coordinate attributes of ``like`` are kept; the GeoTransform of ``spatial_ref`` is
     rewritten for the new grid so rioxarray reads the right transform.
@@ -192,5 +195,11 @@ def with_grid(
         ref = like.coords["spatial_ref"].copy()
         if "GeoTransform" in ref.attrs or "crs_wkt" in ref.attrs or "spatial_ref" in ref.attrs:
             ref.attrs = {**ref.attrs, "GeoTransform": grid.geotransform()}
-        out = out.assign_coords(spatial_ref=ref)
+        return out.assign_coords(spatial_ref=ref)
+    from workbench.geo.crs import find_crs, write_crs
+
+    for source in (like, obj):  # a CRS held in attributes: written as spatial_ref
+        crs, where = find_crs(source)
+        if crs is not None:
+            return write_crs(out, crs) if where != "lonlat" else out  # type: ignore[type-var]
     return out

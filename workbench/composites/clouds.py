@@ -8,12 +8,19 @@ to Sentinel-2, which has no thermal band, by Zhu, Wang & Woodcock (2015); a pixe
 * haze-optimised transformation (HOT, Zhang et al. 2002): ``blue - 0.5 * red - 0.08 > 0``;
 * ``nir / swir1 > 0.75``;
 
-all hold, or, when a cirrus band (Sentinel-2 B10) is present, ``cirrus > 0.01``. Inputs are
-top-of-atmosphere reflectances in [0, 1]; digital numbers (integers, or floats with a median
-above 2) are taken as Sentinel-2 DN = reflectance x 10000 unless ``scale`` says otherwise.
+all hold, or, when a cirrus band (Sentinel-2 B10) is present, ``cirrus > 0.01``; and the pixel
+is not snow. Snow and ice are bright and white too and pass those tests, but absorb in the
+short-wave infrared where clouds do not: the Fmask snow test (Zhu & Woodcock 2012),
+``NDSI > 0.15`` and ``nir > 0.11`` and ``green > 0.1``, without its brightness-temperature
+condition (Sentinel-2 has no thermal band; Zhu et al. 2015, Qiu et al. 2019), flags snow
+(:func:`spectral_snow_mask`), and snow pixels are not cloud. It needs green, NIR and SWIR-1 only,
+so it works on L1C (top-of-atmosphere) and L2A (surface) reflectances alike. Inputs are
+reflectances in [0, 1]; digital numbers (integers, or floats with a median above 2) are taken as
+Sentinel-2 DN = reflectance x 10000 unless ``scale`` says otherwise.
 
 On the real eo-learn Sentinel-2 series (Slovenia, 2015) it flags 86 % and 99.9 % of the pixels of
-the two dates the s2cloudless mask marks cloudy, and 0 % of the three clear dates.
+the two dates the s2cloudless mask marks cloudy, and 0 % of the three clear dates; no pixel of the
+five dates passes the snow test (summer; clouds there have NDSI < 0).
 
 References
 ----------
@@ -22,6 +29,8 @@ Remote Sensing of Environment 118, 83-94 (2012).
 Z. Zhu, S. Wang and C. E. Woodcock, "Improvement and expansion of the Fmask algorithm: cloud, cloud
 shadow, and snow detection for Landsats 4-7, 8, and Sentinel 2 images", Remote Sensing of
 Environment 159, 269-277 (2015).
+S. Qiu, Z. Zhu and B. He, "Fmask 4.0: improved cloud and cloud shadow detection in Landsats 4-8
+and Sentinel-2 imagery", Remote Sensing of Environment 231, 111205 (2019).
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ import xarray as xr
 from workbench.composites._grid import to_numpy
 from workbench.errors import DimensionError
 
-__all__ = ["BAND_ALIASES", "spectral_cloud_mask", "find_bands"]
+__all__ = ["BAND_ALIASES", "spectral_cloud_mask", "spectral_snow_mask", "find_bands"]
 
 #: Names tried, in order, for each role (Sentinel-2 band ids, then STAC common names).
 BAND_ALIASES: dict[str, tuple[str, ...]] = {
@@ -69,6 +78,10 @@ def _band_source(
                 found.setdefault(str(label), arr.sel({band_dim: label}, drop=True))
     for name, arr in named.items():
         found.setdefault(name, arr)
+    for arr in list(named.values()):  # STAC common names of band files (Landsat SR_B3: red)
+        common = arr.attrs.get("common_name")
+        if isinstance(common, str):
+            found.setdefault(common, arr)
     return found, sorted(found)
 
 
@@ -155,6 +168,7 @@ def spectral_cloud_mask(
     band_dim: str = "band",
     scale: float | None = None,
     cirrus_threshold: float = 0.01,
+    separate_snow: bool = True,
 ) -> xr.DataArray:
     """Flag cloudy pixels from reflectances with the Fmask potential-cloud-pixel test.
 
@@ -174,6 +188,9 @@ def spectral_cloud_mask(
         dtype, a ``SCALE`` attribute, or float values whose median exceeds 2), else 1.
     cirrus_threshold : float
         Cirrus-band reflectance above which a pixel is cloudy (when the band exists).
+    separate_snow : bool
+        Leave out the pixels of :func:`spectral_snow_mask` (True); False gives the bare
+        potential-cloud-pixel test, which calls much snow cloud.
 
     Returns
     -------
@@ -198,7 +215,7 @@ def spectral_cloud_mask(
     r = {k: _to_reflectance(v, factor) for k, v in arrays.items()}
     with np.errstate(divide="ignore", invalid="ignore"):
         ndvi = (r["nir"] - r["red"]) / (r["nir"] + r["red"])
-        ndsi = (r["green"] - r["swir1"]) / (r["green"] + r["swir1"])
+        ndsi = _ndsi(r)
         basic = (r["swir2"] > 0.03) & (ndvi < 0.8) & (ndsi < 0.8)
         mean_vis = (r["blue"] + r["green"] + r["red"]) / 3
         spread = abs(r["blue"] - mean_vis) + abs(r["green"] - mean_vis) + abs(r["red"] - mean_vis)
@@ -208,6 +225,8 @@ def spectral_cloud_mask(
         cloud = basic & white & hot & ratio
         if "cirrus" in r:
             cloud = cloud | (r["cirrus"] > cirrus_threshold)
+        if separate_snow:
+            cloud = cloud & ~_snow_test(r, ndsi)
     cloud = cloud.fillna(False).astype(bool)
     cloud.name = "cloud_mask"
     cloud.attrs = {
@@ -220,3 +239,64 @@ def spectral_cloud_mask(
 def _drop_band_coord(arr: xr.DataArray, band_dim: str) -> xr.DataArray:
     extra: list[Any] = [c for c in arr.coords if c == band_dim]
     return arr.drop_vars(extra) if extra else arr
+
+
+def _ndsi(r: Mapping[str, xr.DataArray]) -> xr.DataArray:
+    return (r["green"] - r["swir1"]) / (r["green"] + r["swir1"])
+
+
+def _snow_test(r: Mapping[str, xr.DataArray], ndsi: xr.DataArray) -> xr.DataArray:
+    return (ndsi > 0.15) & (r["nir"] > 0.11) & (r["green"] > 0.1)
+
+
+def spectral_snow_mask(
+    obj: xr.Dataset | xr.DataArray,
+    *,
+    bands: Mapping[str, str] | None = None,
+    band_dim: str = "band",
+    scale: float | None = None,
+) -> xr.DataArray:
+    """Flag snow and ice with the Fmask snow test, without its temperature condition.
+
+    ``NDSI = (green - swir1) / (green + swir1) > 0.15``, ``nir > 0.11`` and ``green > 0.1``
+    (Zhu & Woodcock 2012; no brightness temperature, as for Sentinel-2 in Zhu et al. 2015).
+    Works on top-of-atmosphere (L1C) and surface (L2A) reflectances.
+
+    Parameters
+    ----------
+    obj : Dataset or DataArray
+        Bands as in :func:`spectral_cloud_mask` (green, NIR and SWIR-1 are needed).
+    bands, band_dim, scale
+        As for :func:`spectral_cloud_mask`.
+
+    Returns
+    -------
+    xarray.DataArray
+        Boolean, ``True`` = snow or ice; missing bands give False.
+
+    Raises
+    ------
+    DimensionError
+        When green, NIR or SWIR-1 is missing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> snow = {"green": 0.8, "nir": 0.7, "swir1": 0.1}  # fresh snow
+    >>> grass = {"green": 0.08, "nir": 0.4, "swir1": 0.2}
+    >>> ds = xr.Dataset({k: ("x", np.array([snow[k], grass[k]])) for k in snow})
+    >>> spectral_snow_mask(ds).values.tolist()
+    [True, False]
+    """
+    arrays = find_bands(obj, ("green", "nir", "swir1"), bands, band_dim)
+    factor = _auto_scale(arrays) if scale is None else float(scale)
+    r = {k: _to_reflectance(v, factor) for k, v in arrays.items()}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snow = _snow_test(r, _ndsi(r))
+    snow = snow.fillna(False).astype(bool)
+    snow.name = "snow_mask"
+    snow.attrs = {
+        "long_name": "snow mask (1 = snow or ice)",
+        "method": "Fmask snow test without brightness temperature (Zhu & Woodcock 2012)",
+    }
+    return _drop_band_coord(snow, band_dim)

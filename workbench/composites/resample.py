@@ -265,15 +265,9 @@ def _block_plan(src: Grid, dst: Grid) -> tuple[int, int, int, int] | None:
 
 
 def _crs_of(obj: xr.Dataset | xr.DataArray) -> Any:
-    if "spatial_ref" not in obj.coords:
-        return None
-    attrs = obj.coords["spatial_ref"].attrs
-    text = attrs.get("crs_wkt") or attrs.get("spatial_ref")
-    if not text:
-        return None
-    from pyproj import CRS
+    from workbench.geo.crs import get_crs
 
-    return CRS.from_user_input(text)
+    return get_crs(obj)
 
 
 def resample_to(obj: T, like: xr.Dataset | xr.DataArray, method: str = "nearest") -> T:

@@ -29,6 +29,7 @@ import xarray as xr
 
 from workbench.composites._grid import array_namespace, to_numpy
 from workbench.composites.clouds import spectral_cloud_mask
+from workbench.composites.qa import provider_masks
 from workbench.errors import DimensionError
 
 __all__ = ["composite", "METHODS"]
@@ -78,6 +79,10 @@ def _resolve_mask(
         ds = ds.drop_vars(cloud_mask)
     elif isinstance(cloud_mask, xr.DataArray):
         mask, source = cloud_mask, f"DataArray {cloud_mask.name!r}"
+    elif cloud_mask is None and (found := provider_masks(ds)) is not None:
+        mask = found.cloud | ~found.valid  # the provider's invalid pixels are no observation
+        source = f"provider mask {', '.join(found.variables)} (workbench.composites.qa)"
+        ds = ds.drop_vars(list(found.variables))
     elif cloud_mask is None:
         mask = spectral_cloud_mask(ds, **spectral)
         source = "spectral test (Fmask potential cloud pixels; workbench.composites.clouds)"
@@ -115,7 +120,9 @@ def composite(
     cloud_mask : DataArray, str or None
         Non-zero (or NaN) = cloud. A DataArray over ``dim`` and the pixel dims (its coords
         must match the data's), the name of a variable of ``stack`` (not composited), or
-        ``None`` to run :func:`~workbench.composites.clouds.spectral_cloud_mask`.
+        ``None``: the provider's mask when ``stack`` has one (SCL, QA_PIXEL, QA60, MSK_CLDPRB,
+        ``cloud_mask``; see :func:`~workbench.composites.qa.provider_masks`; not composited),
+        else :func:`~workbench.composites.clouds.spectral_cloud_mask`.
     method : {"median", "best", "latest"}
         See the module docstring.
     dim : str

@@ -50,7 +50,9 @@ _PER_FILE_TAGS = {*_ACQUISITION_TAGS, "TIFFTAG_DATETIME"}
 def open_geotiff(path: Path | str, **kwargs: Any) -> xr.Dataset:
     """Open one GeoTIFF/COG lazily as ``band_data (band, y, x)`` with labelled bands."""
     lazy_import("rioxarray", extra="io", purpose="reading GeoTIFF files (engine='rasterio')")
-    ds = xr.open_dataset(path, engine="rasterio", **kwargs)
+    from workbench.data.readers import backend
+
+    ds = xr.open_dataset(path, engine=backend("rasterio"), **kwargs)
     if "band_data" in ds and "band" in ds.dims:
         names = ds["band_data"].attrs.get("long_name")
         names = [names] if isinstance(names, str) else list(names or [])
@@ -206,7 +208,9 @@ def open_geotiff_stack(paths: Sequence[Path], times: Any = None, **kwargs: Any) 
         if stamps[a] == stamps[b]:
             raise DimensionError(
                 f"{paths[a].name} and {paths[b].name} have the same date {stamps[a]}: a time "
-                "stack needs one file per date (mosaic same-date tiles first)"
+                "stack needs one file per date. Parts of one scene (bands, masks): open them as "
+                "a {name: path} mapping, one variable each; tiles of one date: mosaic them first "
+                "(workbench.composites.mosaic); several scenes: workbench.open_collection([...])"
             )
     datasets, paths = [datasets[i] for i in order], [paths[i] for i in order]
     _check_same_grid(datasets, paths)

@@ -6,17 +6,28 @@ opened through kvikIO's ``GDSStore`` (GPUDirect Storage when the system supports
 POSIX reads into pinned buffers otherwise). cupy-xarray's own ``kvikio`` engine exists
 only on an unmerged branch, so workbench ships this one as ``engine="workbench_kvikio"``.
 
-Design: the dataset is opened twice on the host (metadata and index coordinates only,
-nothing is read from the data variables): once decoded, once raw. Each numeric data
-variable is then replaced by a lazy :class:`DeviceArray` that reads the *raw* values
-under the GPU buffer config and applies the CF mask/scale decoding with the array's
-own namespace (``cupy`` on the GPU). xarray's CF decoders call ``np.array(...)`` and
-would fail on CuPy arrays, which is why decoding is done here. The same code runs on
-the CPU with a no-op read context (the test suite exercises it that way).
+Design: the dataset is opened twice on the host (metadata and index coordinates only),
+once decoded, once raw, and each numeric data variable becomes a lazy device read that
+applies the CF decoding in CuPy (:mod:`workbench.data.device_reads`).
+
+Decoding on the GPU (``decode="auto"``, the default): where every codec of a variable is
+one the chunk decoder knows (:mod:`workbench.data.decode_plan`), workbench reads its
+encoded chunks itself and decodes each codec where it can run: the compressors that the
+installed nvCOMP decompresses (zstd, numcodecs' lz4, gzip) as one batched call on the
+GPU, any other (blosc, zlib, the crc32c checksum ...) with the codec's own decoder on the
+host, the byte view and transpose in CuPy (:class:`~workbench.data.device_decode.ChunkDecoder`).
+At open, nvCOMP's output on the first written chunk is compared with the host codec's;
+a compressor it cannot decode falls back to the host, with the reason. Other chains
+(sharding, Zarr v2 filters, unknown codecs) and ``decode="zarr"`` read through zarr's own
+pipeline into GPU buffers. ``decode="host"`` decodes every compressor on the host.
+Each variable says how it decodes in ``encoding["workbench_decode"]`` (e.g.
+``'chunks: zstd@gpu > bytes@gpu'``) and why not on the GPU in
+``encoding["workbench_decode_reason"]``; :func:`decode_routes` collects them.
 
 Values of a dataset opened this way live on the GPU: use ``da.data`` (a CuPy array)
 or ``ds.as_numpy()``; ``da.values`` raises because CuPy refuses implicit copies.
-Reads toggle zarr's (process-global) buffer config for their duration.
+Reads through zarr's pipeline toggle zarr's (process-global) buffer config for their
+duration.
 
 Examples
 --------
@@ -28,33 +39,41 @@ True
 
 from __future__ import annotations
 
-import contextlib
-import math
 import os
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
 import xarray as xr
-from xarray.backends import BackendArray, BackendEntrypoint
-from xarray.core import indexing
+from xarray.backends import BackendEntrypoint
 
-from workbench._array import array_namespace
 from workbench._optional import has_gpu, has_module, lazy_import
-from workbench.errors import GPUUnavailableError
+from workbench.data.device_decode import BatchDecoder
+from workbench.data.device_reads import (
+    CFDecoding,
+    DeviceArray,
+    decode_routes,
+    device_reads,
+    mark_zarr_routes,
+)
+from workbench.data.nvcomp_decode import nvcomp_decoders
+from workbench.errors import DataReadError, GPUUnavailableError
 
 __all__ = [
     "KvikioBackendEntrypoint",
     "DeviceArray",
     "CFDecoding",
     "device_reads",
+    "decode_routes",
+    "mark_zarr_routes",
+    "DECODE_MODES",
     "gpu_route_available",
     "gpu_unavailable_reason",
     "require_gpu",
 ]
 
-ReadContext = Callable[[], contextlib.AbstractContextManager[Any]]
+#: Values of ``decode``: ``"auto"`` (compressors on the GPU where nvCOMP decodes them),
+#: ``"host"`` (every compressor on the host), ``"zarr"`` (zarr's own pipeline).
+DECODE_MODES = ("auto", "host", "zarr")
 
 
 def gpu_unavailable_reason() -> str | None:
@@ -105,155 +124,14 @@ def require_gpu(purpose: str = "engine='kvikio'") -> None:
         )
 
 
-@dataclass(frozen=True)
-class CFDecoding:
-    """CF mask-and-scale decoding, applied with the array's own namespace (NumPy or CuPy).
-
-    Masking is decided on the raw values, then ``scale_factor`` and ``add_offset`` are
-    applied, as xarray's CF decoders do.
-
-    Examples
-    --------
-    >>> dec = CFDecoding(fill_values=(-1,), scale_factor=0.5, add_offset=None, dtype=np.float32)
-    >>> dec(np.array([2, -1], dtype=np.int16)).tolist()
-    [1.0, nan]
-    """
-
-    fill_values: tuple[Any, ...]
-    scale_factor: Any
-    add_offset: Any
-    dtype: Any
-
-    def __call__(self, raw: Any) -> Any:
-        """Decode ``raw`` (NumPy or CuPy) into a new array of ``dtype``."""
-        xp = array_namespace(raw)
-        out = raw.astype(self.dtype, copy=True)
-        if self.fill_values and np.dtype(self.dtype).kind in "fc":
-            mask = xp.zeros(raw.shape, dtype=bool)
-            for value in self.fill_values:
-                if isinstance(value, float | np.floating) and math.isnan(value):
-                    if raw.dtype.kind in "fc":
-                        mask |= xp.isnan(raw)
-                else:
-                    mask |= raw == value
-            out[mask] = np.nan
-        if self.scale_factor is not None:
-            out *= xp.asarray(self.scale_factor, dtype=self.dtype)
-        if self.add_offset is not None:
-            out += xp.asarray(self.add_offset, dtype=self.dtype)
-        return out
-
-    @classmethod
-    def from_encoding(cls, encoding: dict[str, Any], dtype: Any) -> CFDecoding | None:
-        """Build the decoding xarray applied to a variable, from its ``encoding``.
-
-        Returns None when there is nothing to decode.
-        """
-        fills: list[Any] = []
-        for key in ("_FillValue", "missing_value"):
-            value = encoding.get(key)
-            if value is not None:
-                fills.extend(np.atleast_1d(value).tolist())
-        scale, offset = encoding.get("scale_factor"), encoding.get("add_offset")
-        if not fills and scale is None and offset is None:
-            return None
-        return cls(tuple(fills), scale, offset, np.dtype(dtype))
-
-
-class DeviceArray(BackendArray):
-    """A lazy array whose reads run in ``read_context`` and land on the device.
-
-    Parameters
-    ----------
-    source : xarray lazily indexed array
-        The raw (undecoded) variable data of the host-side dataset.
-    shape, dtype
-        Shape and *decoded* dtype.
-    read_context : callable returning a context manager
-        ``zarr.config.enable_gpu`` for the GPU route (reads return CuPy arrays).
-    decoding : CFDecoding, optional
-        CF decoding applied after the read, in the result's namespace.
-    to_device : callable, optional
-        Applied to each read result (``cupy.asarray`` when ``source`` yields host arrays).
-    """
-
-    def __init__(
-        self,
-        source: Any,
-        shape: tuple[int, ...],
-        dtype: Any,
-        read_context: ReadContext,
-        decoding: CFDecoding | None = None,
-        to_device: Callable[[Any], Any] | None = None,
-    ) -> None:
-        self.source = source
-        self.shape = shape
-        self.dtype = np.dtype(dtype)
-        self.read_context = read_context
-        self.decoding = decoding
-        self.to_device = to_device
-
-    def __getitem__(self, key: indexing.ExplicitIndexer) -> Any:
-        return indexing.explicit_indexing_adapter(
-            key, self.shape, indexing.IndexingSupport.OUTER, self._raw_indexing_method
-        )
-
-    def _raw_indexing_method(self, key: tuple[Any, ...]) -> Any:
-        with self.read_context():
-            out = self.source.oindex[indexing.OuterIndexer(key)].get_duck_array()
-        if self.to_device is not None:
-            out = self.to_device(out)
-        if self.decoding is not None:
-            out = self.decoding(out)
-        return out
-
-
-def device_reads(
-    decoded: xr.Dataset,
-    raw: xr.Dataset,
-    *,
-    read_context: ReadContext,
-    to_device: Callable[[Any], Any],
-) -> xr.Dataset:
-    """Replace the numeric data variables of ``decoded`` by :class:`DeviceArray` reads.
-
-    Parameters
-    ----------
-    decoded, raw : xarray.Dataset
-        The same store opened lazily with and without ``mask_and_scale``.
-    read_context : callable returning a context manager
-        Wraps each read (``zarr.config.enable_gpu``; ``contextlib.nullcontext`` on the CPU).
-    to_device : callable
-        Moves a host array to the device (``cupy.asarray``); used for variables whose
-        encoding is decoded on the host (``_Unsigned``, ...).
-
-    Returns
-    -------
-    xarray.Dataset
-        Lazily indexed (no data read), same coordinates and attributes.
-    """
-    out = decoded.copy()
-    for name, var in decoded.data_vars.items():
-        if var.dtype.kind not in "biufc" or name not in raw:
-            continue  # strings, datetimes: stay on the host
-        encoding = var.encoding
-        host_decoded = "_Unsigned" in encoding or var.dtype.kind == "b"
-        if host_decoded:
-            array = DeviceArray(
-                var.variable._data, var.shape, var.dtype, contextlib.nullcontext, None, to_device
-            )
-        else:
-            array = DeviceArray(
-                raw[name].variable._data,
-                var.shape,
-                var.dtype,
-                read_context,
-                CFDecoding.from_encoding(encoding, var.dtype),
-            )
-        out[name] = xr.Variable(
-            var.dims, indexing.LazilyIndexedArray(array), var.attrs, var.encoding
-        )
-    return out
+def _device_decoders(decode: str) -> dict[str, BatchDecoder]:
+    """Return nvCOMP's decoders for ``decode="auto"`` where its package loads, else none."""
+    if decode != "auto" or not has_module("nvidia.nvcomp"):
+        return {}
+    try:
+        return nvcomp_decoders()
+    except (ImportError, OSError):  # the package is there but its library does not load
+        return {}
 
 
 def _gpu_store(filename_or_obj: Any, use_gds: bool) -> Any:
@@ -288,6 +166,7 @@ class KvikioBackendEntrypoint(BackendEntrypoint):
         "consolidated",
         "zarr_format",
         "use_gds",
+        "decode",
     )
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
@@ -309,20 +188,35 @@ class KvikioBackendEntrypoint(BackendEntrypoint):
         consolidated: bool | None = None,
         zarr_format: int | None = None,
         use_gds: bool = True,
+        decode: str = "auto",
     ) -> xr.Dataset:
         """Open a Zarr store lazily; reads return CuPy arrays.
+
+        ``decode`` is one of :data:`DECODE_MODES` (module notes); with ``decode="zarr"``,
+        ``use_gds`` opens a local store through kvikIO's ``GDSStore`` (GPUDirect Storage
+        reads into GPU buffers, or kvikIO's POSIX fallback).
 
         Raises
         ------
         GPUUnavailableError
             Without a CUDA device, CuPy and kvikIO.
+        DataReadError
+            For a ``decode`` that is none of :data:`DECODE_MODES`.
         """
+        if decode not in DECODE_MODES:
+            raise DataReadError(
+                f"decode={decode!r} is not a decode mode: use one of "
+                f"{', '.join(map(repr, DECODE_MODES))}"
+            )
         require_gpu()
         zarr = lazy_import("zarr")
         cupy = lazy_import("cupy", extra="gpu", purpose="engine='kvikio'")
-        store = _gpu_store(filename_or_obj, use_gds)
+        # the chunk decoder reads encoded bytes on the host itself; GDS reads serve zarr's pipeline
+        store = _gpu_store(filename_or_obj, use_gds and decode == "zarr")
+        from xarray.backends.zarr import ZarrBackendEntrypoint
+
         common: dict[str, Any] = {
-            "engine": "zarr",
+            "engine": ZarrBackendEntrypoint,  # by class: no other backend plugin is loaded
             "chunks": None,
             "cache": False,
             "decode_times": decode_times,
@@ -337,7 +231,15 @@ class KvikioBackendEntrypoint(BackendEntrypoint):
         }
         decoded = xr.open_dataset(store, mask_and_scale=mask_and_scale, **common)
         raw = xr.open_dataset(store, mask_and_scale=False, **common)
-        ds = device_reads(decoded, raw, read_context=zarr.config.enable_gpu, to_device=cupy.asarray)
+        ds = device_reads(
+            decoded,
+            raw,
+            read_context=zarr.config.enable_gpu,
+            to_device=cupy.asarray,
+            decoders=None if decode == "zarr" else _device_decoders(decode),
+            xp=cupy,
+            to_host=cupy.asnumpy,
+        )
 
         def close() -> None:
             decoded.close()

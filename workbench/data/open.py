@@ -19,8 +19,25 @@ Routes
     GeoTIFF/COG through rioxarray: one variable ``band_data (band, y, x)`` as xarray's
     rasterio engine names it, nodata masked to NaN (float32), ``spatial_ref`` kept and the
     ``band`` coordinate labelled with the band descriptions when every band has a unique
-    one (``B01`` ... ``B12``), else band numbers 1..N. A list or glob of GeoTIFFs is
-    stacked on a sorted ``time`` dim (see :func:`workbench.data._geotiff.open_geotiff_stack`).
+    one (``B01`` ... ``B12``), else band numbers 1..N. A list or glob of multi-band GeoTIFFs,
+    one per date, is stacked on a sorted ``time`` dim (see
+    :func:`workbench.data._geotiff.open_geotiff_stack`).
+
+Band files
+----------
+A list, glob or folder of single-band files, or a ``{band: path}`` mapping, is one scene
+(or several dates of it): one variable per band, named from the files (see
+:mod:`workbench.data.bands`). A STAC Item (dict or JSON file) opens its raster assets that
+way. Bands on different grids need ``resolution=``.
+
+CRS
+---
+Whatever the source, the CRS is looked for wherever it is (:func:`workbench.geo.crs.find_crs`:
+grid mappings, ``spatial_ref``, per-variable or global ``crs`` attributes...) and written once
+as a ``spatial_ref`` coordinate, so every later step keeps it.
+
+Files are read with the backend of the format they are (by class): opening a GeoTIFF never
+imports the GRIB engine.
 
 Examples
 --------
@@ -37,19 +54,17 @@ from __future__ import annotations
 import glob
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import xarray as xr
 
-from workbench._optional import has_module, lazy_import
-from workbench.data.kvikio_engine import (
-    KvikioBackendEntrypoint,
-    gpu_route_available,
-    require_gpu,
-)
+from workbench._optional import has_module
+from workbench.data import readers
+from workbench.data.kvikio_engine import gpu_route_available, require_gpu
 from workbench.errors import DataReadError, DimensionError, WorkbenchError
+from workbench.geo.crs import find_crs, write_crs
 from workbench.options import get_options
 
 __all__ = ["ENGINES", "open_datacube", "choose_engine", "detect_format"]
@@ -72,6 +87,7 @@ _SUFFIXES = {
     ".hdf5": "netcdf",
     ".tif": "rasterio",
     ".tiff": "rasterio",
+    ".jp2": "rasterio",  # Sentinel-2 SAFE products
     ".grib": "cfgrib",
     ".grb": "cfgrib",
     ".grib2": "cfgrib",
@@ -131,6 +147,30 @@ def _expand(source: Any) -> Path | str | list[Path] | Any:
     )
 
 
+def _is_zarr_dir(path: Path) -> bool:
+    return any((path / m).exists() for m in _ZARR_MARKERS) or path.suffix.lower() == ".zarr"
+
+
+def _folder_files(path: Path) -> list[Path]:
+    """Return the raster files of a folder (not a Zarr store): its band files."""
+    from workbench.data.scenes import raster_files
+
+    files = raster_files(path)
+    if files:
+        return files
+    subs = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    hint = (
+        f"; it holds the folders {sorted(p.name for p in subs)[:5]}: a folder of scenes opens "
+        "with workbench.open_collection(folder)"
+        if subs
+        else ""
+    )
+    raise DataReadError(
+        f"{str(path)!r} is a directory but not a Zarr store (no {', '.join(_ZARR_MARKERS)}) and "
+        f"holds no raster file{hint}"
+    )
+
+
 def _zarr_layout(path: Path) -> tuple[int | None, bool]:
     """``(zarr_format, consolidated)`` of a local store."""
     if (path / "zarr.json").is_file():
@@ -160,15 +200,20 @@ def detect_format(source: Any) -> str:
     >>> detect_format(DATA_DIR / "era5_reanalysis" / "era5-2mt-2019-03-uk.grib")
     'cfgrib'
     """
+    if isinstance(source, Mapping):
+        source = list(source.values())
     expanded = _expand(source)
+    if isinstance(expanded, Path) and expanded.is_dir() and not _is_zarr_dir(expanded):
+        expanded = _folder_files(expanded)
     if isinstance(expanded, list):
         formats = {detect_format(p) for p in expanded}
-        if formats != {"rasterio"}:
+        if len(formats) != 1:
             raise DataReadError(
-                f"a list of files is stacked on time only for GeoTIFFs; got formats "
-                f"{sorted(formats)} for {[str(p) for p in expanded][:4]}"
+                f"the files are of different formats {sorted(formats)} "
+                f"({[str(p) for p in expanded][:4]}); each is read by its own reader: open "
+                "them with open_datacube, which does, rather than asking for one engine"
             )
-        return "rasterio"
+        return formats.pop()
     if isinstance(expanded, str):  # URL: trust the suffix
         suffix = Path(expanded.rstrip("/")).suffix.lower()
         if suffix in _SUFFIXES:
@@ -178,11 +223,7 @@ def detect_format(source: Any) -> str:
         return "zarr"  # a zarr store object
     path = expanded
     if path.is_dir():
-        if any((path / m).exists() for m in _ZARR_MARKERS) or path.suffix.lower() == ".zarr":
-            return "zarr"
-        raise DataReadError(
-            f"{str(path)!r} is a directory but not a Zarr store (no {', '.join(_ZARR_MARKERS)})"
-        )
+        return "zarr"
     if not path.exists():
         raise DataReadError(f"no such file or directory: {str(path)!r}")
     suffix = path.suffix.lower()
@@ -255,47 +296,17 @@ def choose_engine(source: Any, engine: str = "auto", gpu_available: bool = False
 
 
 # -- readers -----------------------------------------------------------------------------
-def _open_zarr(source: Any, gpu: bool, kwargs: dict[str, Any]) -> xr.Dataset:
-    lazy_import("zarr")
-    if isinstance(source, Path):
-        zarr_format, consolidated = _zarr_layout(source)
-        kwargs.setdefault("consolidated", consolidated)
-        if zarr_format is not None:
-            kwargs.setdefault("zarr_format", zarr_format)
-    kwargs.setdefault("decode_coords", "all")
-    engine: Any = KvikioBackendEntrypoint if gpu else "zarr"
-    return xr.open_dataset(source, engine=engine, **kwargs)
+def _open_file(path: Any, route: str, kwargs: dict[str, Any]) -> xr.Dataset:
+    if route in ("zarr", "kvikio"):
+        layout = _zarr_layout(path) if isinstance(path, Path) else None
+        return readers.open_zarr(path, route == "kvikio", kwargs, layout)
+    if route == "netcdf":
+        return readers.open_netcdf(path, kwargs)
+    if route == "cfgrib":
+        return readers.open_grib(path, kwargs)
+    from workbench.data._geotiff import open_geotiff
 
-
-# h5netcdf first, and the `io` extra installs no netCDF4-python: netCDF4-C crashes the process
-# (SIGSEGV, not an exception) when a file with string variables held open is closed and opened
-# again (pydata/xarray#8289), which a notebook does all the time. netCDF4 stays a fallback for
-# users who have it.
-_NETCDF_READERS = (("h5netcdf", "h5py"), ("netcdf4", "netCDF4"), ("scipy", "scipy"))
-
-
-def _open_netcdf(source: Any, kwargs: dict[str, Any]) -> xr.Dataset:
-    kwargs.setdefault("decode_coords", "all")
-    tried: list[str] = []
-    for engine, module in _NETCDF_READERS:
-        if not has_module(module):
-            tried.append(f"{engine} (not installed)")
-            continue
-        try:
-            return xr.open_dataset(source, engine=engine, **kwargs)
-        except TypeError as exc:
-            if "unexpected keyword" in str(exc):
-                raise
-            tried.append(f"{engine}: {type(exc).__name__}: {exc}")
-        except Exception as exc:  # each reader fails in its own way on a foreign file
-            tried.append(f"{engine}: {type(exc).__name__}: {exc}")
-    raise DataReadError(f"could not open {str(source)!r} as NetCDF; tried " + "; ".join(tried))
-
-
-def _open_grib(source: Any, kwargs: dict[str, Any]) -> xr.Dataset:
-    lazy_import("cfgrib", extra="grib", purpose="reading GRIB files (engine='cfgrib')")
-    backend_kwargs = {"indexpath": "", **dict(kwargs.pop("backend_kwargs", None) or {})}
-    return xr.open_dataset(source, engine="cfgrib", backend_kwargs=backend_kwargs, **kwargs)
+    return open_geotiff(path, **kwargs)
 
 
 def _select(ds: xr.Dataset, variables: Any, source: Any) -> xr.Dataset:
@@ -311,8 +322,45 @@ def _select(ds: xr.Dataset, variables: Any, source: Any) -> xr.Dataset:
     return ds[names]
 
 
+def _multi_band_stack(files: list[Path]) -> bool:
+    """Whether every file is a multi-band GeoTIFF: one file per date, not one per band."""
+    if not all(p.suffix.lower() in (".tif", ".tiff") for p in files):
+        return False
+    from workbench._optional import lazy_import
+
+    rasterio = lazy_import("rasterio", extra="io", purpose="reading GeoTIFF files")
+    for path in files:
+        try:
+            with rasterio.open(path) as src:
+                if src.count < 2:
+                    return False
+        except rasterio.errors.RasterioIOError:
+            return False
+    return True
+
+
+def _finish(ds: xr.Dataset, bands: Any, resolution: Any, resampling: Any) -> xr.Dataset:
+    """Write the CRS once as ``spatial_ref``; select ``bands``; put the data on ``resolution``."""
+    crs, where = find_crs(ds)
+    if crs is not None and where not in ("lonlat", "grid_mapping:spatial_ref"):
+        ds = write_crs(ds, crs)
+    if bands is not None:
+        from workbench.data.bands import select_bands
+
+        ds = select_bands(ds, bands)
+    if resolution is not None:
+        from workbench.data.bands import regrid
+
+        ds = regrid(ds, resolution, resampling)
+    return ds
+
+
 def open_datacube(
-    source: Any,
+    sources: Any,
+    *,
+    bands: Sequence[str] | None = None,
+    resolution: float | str | None = None,
+    resampling: str | Mapping[str, str] | None = None,
     engine: str = "auto",
     variables: str | Sequence[str] | None = None,
     **kwargs: Any,
@@ -321,38 +369,55 @@ def open_datacube(
 
     Parameters
     ----------
-    source : str, path, list of paths or zarr store
-        A Zarr store (v2 or v3; a directory or a ``zarr.abc.store.Store``), a NetCDF,
-        GRIB or GeoTIFF/COG file, or a list / glob pattern of per-date GeoTIFFs to stack on
-        ``time`` (dates from a ``DATETIME`` tag or a ``YYYY-MM-DD`` / ``YYYYMMDD`` date in the
-        file name; pass ``times=[...]`` to give them).
+    sources : str, path, list of paths, mapping, STAC Item, Dataset or zarr store
+        A Zarr store (v2 or v3; a directory or a ``zarr.abc.store.Store``), a NetCDF, GRIB or
+        GeoTIFF/COG file; a list, glob pattern or folder of single-band files of one scene
+        (or of several dates: ``…_B04.tif``, ``red_band.nc``; see :mod:`workbench.data.bands`);
+        a ``{band: path}`` mapping; a STAC Item (dict or JSON file) whose raster assets are
+        the bands; a list or glob of multi-band GeoTIFFs, one per date, to stack on ``time``
+        (dates from a ``DATETIME`` tag or the file name; ``times=[...]`` gives them); or an
+        open Dataset (its CRS written, bands and resolution applied).
+    bands : sequence of str, optional
+        Bands to keep, in this order: band files, variables, or labels of a ``band`` dim.
+    resolution : float or str, optional
+        One grid for bands of different resolutions or extents: the pixel size (in the CRS's
+        units, metres for UTM), a band name (that band's grid) or ``"finest"``. Bands are
+        resampled with ``nearest`` (masks, classes), ``bilinear`` (to a finer grid) or
+        ``average`` (to a coarser grid).
+    resampling : str or mapping of band to str, optional
+        Override those methods, for all bands or per band.
     engine : {"auto", "kvikio", "zarr", "netcdf", "rasterio", "cfgrib"}
         ``"auto"`` reads Zarr into CuPy on the GPU when a CUDA device and the ``gpu``
         extra are present (``workbench.set_options(device="cpu")`` forces the CPU,
         ``device="cuda"`` requires the GPU), else on the CPU; other formats are read on
-        the CPU. ``"kvikio"`` demands the GPU route.
+        the CPU with the reader of the format. ``"kvikio"`` demands the GPU route.
     variables : str or sequence of str, optional
         Data variables to keep (coordinates, ``spatial_ref`` included, are kept).
     **kwargs
         Passed to :func:`xarray.open_dataset` (e.g. ``chunks={}`` for dask arrays,
         ``mask_and_scale=False`` to keep GeoTIFF integers); ``chunks`` defaults to None:
         lazily indexed arrays without dask, with ``encoding["preferred_chunks"]`` kept.
+        ``times=[...]`` dates a GeoTIFF time stack; ``when=`` dates band files.
 
     Returns
     -------
     xarray.Dataset
-        With ``attrs["workbench_engine"]`` set to the route taken.
+        With ``attrs["workbench_engine"]`` set to the route taken and the CRS (when one is
+        found) as a ``spatial_ref`` coordinate.
 
     Raises
     ------
     DataReadError
         Unknown engine; missing, unreadable or undetectable file (the message names the
-        path and what was tried); GeoTIFFs whose dates cannot be found.
+        path and what was tried); GeoTIFFs whose dates cannot be found; a truncated GRIB file.
     GPUUnavailableError
         ``engine="kvikio"`` (or ``device="cuda"``) without a usable GPU route.
     DimensionError
-        Unknown ``variables`` (the message lists the available ones); stacked GeoTIFFs
-        whose grids differ.
+        Unknown ``variables`` or ``bands`` (the message lists the available ones); stacked
+        GeoTIFFs whose grids differ; band files on different grids without ``resolution=``
+        (the message lists the grids); a band twice on one date.
+    CRSError
+        Files in different CRSs.
     MissingDependencyError
         The reader of the format is not installed.
 
@@ -363,30 +428,63 @@ def open_datacube(
     >>> ds.attrs["workbench_engine"], dict(ds.sizes)
     ('netcdf', {'time': 744, 'latitude': 33, 'longitude': 49})
     """
+    from workbench.data.bands import open_band_files
+    from workbench.data.stac import is_item, read_item
+
+    kwargs = dict(kwargs)
+    kwargs.setdefault("chunks", None)
+    times = kwargs.pop("times", None)
+    when = kwargs.pop("when", None)
+    band_options: dict[str, Any] = {
+        "bands": bands, "resolution": resolution, "resampling": resampling,
+    }  # fmt: skip
+    if isinstance(sources, xr.DataArray):
+        sources = sources.to_dataset(name=sources.name or "data")
+    if isinstance(sources, xr.Dataset):
+        out = _finish(sources, bands, resolution, resampling)
+        return _select(out, variables, "the Dataset")
+    if is_item(sources) or (
+        isinstance(sources, str | os.PathLike) and str(sources).lower().endswith(".json")
+    ):
+        item = read_item(sources)
+        ds = open_band_files(item.assets, when=item.when, engine=engine, **band_options, **kwargs)
+        ds.attrs.update(scene_id=item.id, properties=json.dumps(item.properties, default=str))
+        return _select(ds, variables, sources)
+    if isinstance(sources, Mapping):
+        ds = open_band_files(sources, when=when, engine=engine, **band_options, **kwargs)
+        return _select(ds, variables, "the band files")
+    expanded = _expand(sources)
+    if isinstance(expanded, Path) and expanded.is_dir() and not _is_zarr_dir(expanded):
+        expanded = _folder_files(expanded)
+    if isinstance(expanded, list):
+        if times is not None or _multi_band_stack(expanded):
+            route = choose_engine(expanded, engine, False)
+            from workbench.data._geotiff import open_geotiff_stack
+
+            ds = _guarded(
+                lambda: open_geotiff_stack(expanded, times=times, **kwargs), sources, route
+            )
+            ds.attrs["workbench_engine"] = route
+            return _select(_finish(ds, bands, resolution, resampling), variables, sources)
+        ds = open_band_files(expanded, when=when, engine=engine, **band_options, **kwargs)
+        return _select(ds, variables, sources)
     device = get_options()["device"]
     gpu_available = device != "cpu" and gpu_route_available()
     requested = engine
     if _normalize_engine(engine) == "auto" and device == "cuda":
-        requested = "kvikio" if detect_format(source) == "zarr" else "auto"
-    route = choose_engine(source, requested, gpu_available)
-    expanded = _expand(source)
-    kwargs = dict(kwargs)
-    kwargs.setdefault("chunks", None)
+        requested = "kvikio" if detect_format(expanded) == "zarr" else "auto"
+    route = choose_engine(expanded, requested, gpu_available)
+    ds = _guarded(lambda: _open_file(expanded, route, kwargs), sources, route)
+    ds = _finish(ds, bands, resolution, resampling)
+    ds = _select(ds, variables, sources)
+    ds.attrs["workbench_engine"] = route
+    return ds
+
+
+def _guarded(open_fn: Any, source: Any, route: str) -> xr.Dataset:
+    """Run a reader; its own exceptions become a DataReadError naming the source and route."""
     try:
-        if isinstance(expanded, list):
-            from workbench.data._geotiff import open_geotiff_stack
-
-            ds = open_geotiff_stack(expanded, **kwargs)
-        elif route in ("zarr", "kvikio"):
-            ds = _open_zarr(expanded, route == "kvikio", kwargs)
-        elif route == "netcdf":
-            ds = _open_netcdf(expanded, kwargs)
-        elif route == "cfgrib":
-            ds = _open_grib(expanded, kwargs)
-        else:
-            from workbench.data._geotiff import open_geotiff
-
-            ds = open_geotiff(expanded, **kwargs)
+        ds: xr.Dataset = open_fn()
     except WorkbenchError:
         raise
     except TypeError as exc:
@@ -396,9 +494,6 @@ def open_datacube(
     except Exception as exc:  # every reader has its own exception types
         raise DataReadError(
             f"could not open {source!s:.200} with engine={route!r} "
-            f"(format detected from the path: {detect_format(source)!r}): "
-            f"{type(exc).__name__}: {exc}"
+            f"(format detected from the path: {route!r}): {type(exc).__name__}: {exc}"
         ) from exc
-    ds = _select(ds, variables, source)
-    ds.attrs["workbench_engine"] = route
     return ds

@@ -43,6 +43,8 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from workbench.errors import DataReadError
+
 __all__ = ["BoxReader", "box_reader"]
 
 
@@ -169,7 +171,9 @@ class BoxReader:
         chunks: _Chunks,
         offset: Sequence[int],
         funcs: Sequence[Callable[[Any], Any]],
+        name: Any = None,
     ) -> None:
+        self.name = name if name is not None else (chunks.prefix.rsplit("/", 1)[-1] or "?")
         self._chunks = chunks
         self._offset = tuple(int(o) for o in offset)
         self._funcs = list(funcs)
@@ -190,12 +194,20 @@ class BoxReader:
             a = [max(x, s) for x, s in zip(lo, start, strict=True)]
             b = [min(x, s + c) for x, s, c in zip(hi, start, ch.chunks, strict=True)]
             dst = tuple(slice(p - x, q - x) for p, q, x in zip(a, b, lo, strict=True))
-            encoded = ch.get(coords)
-            if encoded is None:
-                out[dst] = ch.fill
-                continue
-            src = tuple(slice(p - s, q - s) for p, q, s in zip(a, b, start, strict=True))
-            out[dst] = ch.decode(encoded)[src]
+            try:
+                encoded = ch.get(coords)
+                if encoded is None:
+                    out[dst] = ch.fill
+                    continue
+                src = tuple(slice(p - s, q - s) for p, q, s in zip(a, b, start, strict=True))
+                out[dst] = ch.decode(encoded)[src]
+            except Exception as exc:  # codecs raise RuntimeError, ValueError... of their own
+                key = ch.meta.encode_chunk_key(coords)
+                raise DataReadError(
+                    f"cannot decode variable {self.name!r}, chunk {'.'.join(map(str, coords))} "
+                    f"(key {key!r} in {ch.store}): {type(exc).__name__}: {exc}. The chunk is "
+                    "damaged or truncated: re-copy the store (or rewrite that variable)"
+                ) from exc
         return self._decode_cf(out)
 
     def _decode_cf(self, data: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -204,7 +216,7 @@ class BoxReader:
         return np.asarray(data)
 
 
-def box_reader(variable: xr.Variable) -> BoxReader | None:
+def box_reader(variable: xr.Variable, name: Any = None) -> BoxReader | None:
     """Return a :class:`BoxReader` for a lazily opened Zarr variable, or None (no sync path).
 
     Parameters
@@ -212,6 +224,8 @@ def box_reader(variable: xr.Variable) -> BoxReader | None:
     variable : xarray.Variable
         A variable of a Dataset opened with ``xr.open_zarr(..., chunks=None)`` (or
         :func:`workbench.open_datacube`), possibly sliced lazily.
+    name : hashable, optional
+        The variable's name, for error messages (default: the Zarr array's name).
 
     Returns
     -------
@@ -256,4 +270,4 @@ def box_reader(variable: xr.Variable) -> BoxReader | None:
         return None
     if any(o + n > s for o, n, s in zip(offset, variable.shape, chunks.shape, strict=True)):
         return None
-    return BoxReader(chunks, offset, funcs[::-1])
+    return BoxReader(chunks, offset, funcs[::-1], name)

@@ -18,11 +18,9 @@ import numpy as np
 
 from workbench.errors import GeocodeError
 from workbench.geo import geohash, quadkey
+from workbench.geo.schemes import SCHEMES, get_scheme
 
 __all__ = ["cover", "SCHEMES"]
-
-#: Geocode schemes understood by :func:`cover` and :func:`workbench.geo.partition.partition`.
-SCHEMES = ("geohash", "quadkey")
 #: mercantile's ``LL_EPSILON``: :func:`mercantile.tiles` pulls the east and south edges in by it.
 _LL_EPSILON = 1e-11
 #: mercantile's latitude clamp in :func:`mercantile.tiles`.
@@ -61,9 +59,7 @@ def _check_bbox(bbox: Sequence[float]) -> tuple[float, float, float, float]:
 
 
 def _check_scheme(scheme: str) -> str:
-    if scheme not in SCHEMES:
-        raise GeocodeError(f"unknown geocode scheme {scheme!r}; use one of {SCHEMES}")
-    return scheme
+    return get_scheme(scheme).name
 
 
 def _range_half_open(
@@ -157,8 +153,8 @@ def cover(
     >>> len(cover((-180, -90, 180, 90), "quadkey", 3))
     64
     """
-    _check_scheme(scheme)
-    maximum = geohash.MAX_PRECISION if scheme == "geohash" else quadkey.MAX_ZOOM
+    scheme = _check_scheme(scheme)
+    maximum = get_scheme(scheme).max_precision
     precision = geohash._check_precision(precision, maximum)
     west, south, east, north = _check_bbox(bbox)
     parts = [(west, south, east, north)]

@@ -4,11 +4,20 @@ No pixels are read here: everything comes from coordinates and attributes.
 
 The CRS of an object is found, in this order, in
 
-1. a grid-mapping variable (rioxarray's ``spatial_ref`` or a CF ``grid_mapping``) with
-   ``crs_wkt`` / ``spatial_ref`` / ``epsg_code`` or CF grid-mapping attributes;
-2. a ``crs`` attribute of the object (``"EPSG:32633"``, WKT, PROJ string);
+1. a grid-mapping variable: the CF ``grid_mapping`` of a variable, or a coordinate named
+   ``spatial_ref`` (what rioxarray's ``rio.write_crs`` and GeoTIFF readers write from the
+   file's GeoKeys) or ``crs``, with ``crs_wkt`` / ``spatial_ref`` / ``epsg_code`` / ``proj4``
+   or CF grid-mapping parameters;
+2. a CRS attribute of the object (``crs``, ``crs_wkt``, ``spatial_ref``, ``proj4``,
+   ``epsg``...), then of its data variables (a per-variable ``crs = "+init=epsg:32719"``, as
+   some NetCDF writers leave it): an EPSG code, a WKT, a PROJ string (``+init=epsg:N`` is read
+   as ``EPSG:N``), a PROJ JSON or CF mapping;
 3. lon/lat coordinates (dims named ``lat``/``latitude`` and ``lon``/``longitude``, or
    with ``degrees_north``/``degrees_east`` units): then it is EPSG:4326.
+
+:func:`write_crs` writes what was found once, as a ``spatial_ref`` coordinate (CF grid-mapping
+parameters, ``crs_wkt`` and the GDAL ``GeoTransform``, as rioxarray writes it), so that every
+``isel``, clip, partition, resample or composite carries it along.
 
 Bounds are ``(west, south, east, north)`` of the pixel *edges* (centres +- half a pixel).
 Lon/lat bounds follow the GeoJSON convention (RFC 7946, 5.2): longitudes in
@@ -31,8 +40,10 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Hashable
-from typing import Any
+import re
+import warnings
+from collections.abc import Hashable, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 import pyproj
@@ -45,7 +56,9 @@ __all__ = [
     "LONLAT",
     "as_crs",
     "get_crs",
+    "find_crs",
     "require_crs",
+    "write_crs",
     "grid_mapping_name",
     "spatial_dims",
     "is_lonlat",
@@ -72,6 +85,14 @@ _LON_NAMES = ("lon", "longitude")
 _LAT_UNITS = ("degrees_north", "degree_north", "degree_n", "degrees_n")
 _LON_UNITS = ("degrees_east", "degree_east", "degree_e", "degrees_e")
 _GRID_MAPPING_DEFAULTS = ("spatial_ref", "crs")
+#: Attribute names that may hold a CRS, on the object or on its data variables.
+_CRS_ATTRS = (
+    "crs", "crs_wkt", "spatial_ref", "proj4", "proj4text", "proj4_string", "srs", "epsg",
+    "epsg_code",
+)  # fmt: skip
+_INIT = re.compile(r"\+init=(epsg|esri):(\d+)", re.IGNORECASE)
+_HARMLESS = re.compile(r"^\+(no_defs|wktext|type=crs|units=m)$", re.IGNORECASE)
+T = TypeVar("T", xr.Dataset, xr.DataArray)
 _HOW_TO_SET = (
     "Set one, e.g. `ds = ds.rio.write_crs('EPSG:32633')` (rioxarray) or "
     "`ds.attrs['crs'] = 'EPSG:32633'`, or give lon/lat data `lat`/`lon` coordinates"
@@ -79,10 +100,25 @@ _HOW_TO_SET = (
 
 
 # -- CRS ---------------------------------------------------------------------------------
+def _legacy_init(text: str) -> str:
+    """``"+init=epsg:32719 +no_defs"`` -> ``"EPSG:32719"`` (PROJ deprecated ``+init``)."""
+    match = _INIT.search(text)
+    if match is None:
+        return text
+    rest = (text[: match.start()] + text[match.end() :]).split()
+    if all(_HARMLESS.match(tok) for tok in rest):
+        return f"{match[1].upper()}:{match[2]}"
+    return text
+
+
 @functools.lru_cache(maxsize=128)
 def _crs_from_user_input(value: str | int) -> pyproj.CRS:
+    if isinstance(value, str):
+        value = _legacy_init(value.strip())
     try:
-        return pyproj.CRS.from_user_input(value)
+        with warnings.catch_warnings():  # "+init=..." leftovers: PROJ's FutureWarning
+            warnings.simplefilter("ignore", FutureWarning)
+            return pyproj.CRS.from_user_input(value)
     except pyproj.exceptions.CRSError as exc:
         raise CRSError(
             f"cannot understand the CRS {str(value)[:120]!r}: {exc}. "
@@ -107,7 +143,13 @@ def as_crs(value: Any) -> pyproj.CRS:
         return value
     if hasattr(value, "to_wkt") and not isinstance(value, str):  # rasterio.crs.CRS and friends
         value = value.to_wkt()
-    if isinstance(value, str | int):
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, np.integer):
+        value = int(value)
+    if isinstance(value, Mapping):
+        return _crs_from_mapping(value)
+    if isinstance(value, str | int) and not isinstance(value, bool):
         return _crs_from_user_input(value)
     raise CRSError(f"cannot understand the CRS {value!r}: give an EPSG code, a WKT or a pyproj.CRS")
 
@@ -140,16 +182,40 @@ def grid_mapping_name(obj: XarrayObj) -> Hashable | None:
     return None
 
 
-def _crs_from_grid_mapping(attrs: dict[Hashable, Any]) -> pyproj.CRS | None:
-    for key in ("crs_wkt", "spatial_ref", "epsg_code", "proj4", "proj4text"):
+def _crs_from_mapping(value: Mapping[Any, Any]) -> pyproj.CRS:
+    """Build a CRS from a CF grid mapping (``grid_mapping_name``...) or a PROJ JSON dict."""
+    attrs = {str(k): v for k, v in value.items()}
+    try:
+        if "grid_mapping_name" in attrs:
+            return pyproj.CRS.from_cf(attrs)
+        return pyproj.CRS.from_json_dict(attrs)
+    except (pyproj.exceptions.CRSError, TypeError, ValueError) as exc:
+        raise CRSError(f"cannot build a CRS from the mapping {attrs!r:.200}: {exc}") from exc
+
+
+def _crs_from_grid_mapping(attrs: Mapping[Hashable, Any]) -> pyproj.CRS | None:
+    for key in ("crs_wkt", "spatial_ref", "epsg_code", "proj4", "proj4text", "epsg"):
         value = attrs.get(key)
-        if isinstance(value, str | int) and value != "":
+        if _is_crs_value(value):
             return as_crs(value)
     if "grid_mapping_name" in attrs:
-        try:
-            return pyproj.CRS.from_cf({str(k): v for k, v in attrs.items()})
-        except pyproj.exceptions.CRSError as exc:
-            raise CRSError(f"cannot build a CRS from the CF grid mapping {attrs!r}: {exc}") from exc
+        return _crs_from_mapping(attrs)
+    return None
+
+
+def _is_crs_value(value: Any) -> bool:
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, str | bytes):
+        return len(value.strip()) > 0
+    return isinstance(value, int | np.integer | Mapping)
+
+
+def _crs_from_attrs(attrs: Mapping[Hashable, Any]) -> tuple[pyproj.CRS, str] | None:
+    for key in _CRS_ATTRS:
+        value = attrs.get(key)
+        if _is_crs_value(value):
+            return as_crs(value), key
     return None
 
 
@@ -169,6 +235,57 @@ def _has_lonlat_coords(obj: XarrayObj) -> bool:
     return looks(ydim, _LAT_NAMES, _LAT_UNITS) and looks(xdim, _LON_NAMES, _LON_UNITS)
 
 
+def find_crs(obj: XarrayObj) -> tuple[pyproj.CRS | None, str]:
+    """Return the CRS of ``obj`` and where it was found (see the module docs for the order).
+
+    Returns
+    -------
+    (pyproj.CRS or None, str)
+        The CRS, and ``"grid_mapping:<name>"``, ``"attrs:<key>"``,
+        ``"variable:<name>:<key>"``, ``"lonlat"`` (inferred from the coordinates) or ``""``.
+
+    Raises
+    ------
+    CRSError
+        If a recorded CRS cannot be parsed, or data variables carry different CRSs.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset({"B04": (("y", "x"), np.zeros((2, 2)), {"crs": "+init=epsg:32719"})})
+    >>> crs, where = find_crs(ds)
+    >>> crs.to_epsg(), where
+    (32719, 'variable:B04:crs')
+    """
+    variables = obj.variables if isinstance(obj, xr.Dataset) else obj.coords
+    for name in _grid_mapping_names(obj):
+        if name in variables:
+            crs = _crs_from_grid_mapping(variables[name].attrs)
+            if crs is not None:
+                return crs, f"grid_mapping:{name}"
+    found = _crs_from_attrs(obj.attrs)
+    if found is not None:
+        return found[0], f"attrs:{found[1]}"
+    if isinstance(obj, xr.Dataset):
+        per_var: list[tuple[pyproj.CRS, str]] = []
+        for name, var in obj.data_vars.items():
+            hit = _crs_from_attrs(var.attrs)
+            if hit is not None:
+                per_var.append((hit[0], f"variable:{name}:{hit[1]}"))
+        if per_var:
+            first = per_var[0][0]
+            other = next((p for p in per_var[1:] if not p[0].equals(first)), None)
+            if other is not None:
+                raise CRSError(
+                    f"the data variables carry different CRSs: {per_var[0][1]} is "
+                    f"{first.to_string()}, {other[1]} is {other[0].to_string()}; reproject "
+                    "them to one CRS (workbench.composites.resample_to) before combining them"
+                )
+            return per_var[0]
+    if _has_lonlat_coords(obj):
+        return LONLAT, "lonlat"
+    return None, ""
+
+
 def get_crs(obj: XarrayObj) -> pyproj.CRS | None:
     """Return the coordinate reference system of ``obj``, or None if it has none.
 
@@ -180,8 +297,8 @@ def get_crs(obj: XarrayObj) -> pyproj.CRS | None:
     Returns
     -------
     pyproj.CRS or None
-        The CRS from a grid-mapping variable, a ``crs`` attribute, or EPSG:4326 for
-        lon/lat coordinates; None when nothing says.
+        The CRS from a grid-mapping variable, a CRS attribute of the object or of its data
+        variables, or EPSG:4326 for lon/lat coordinates; None when nothing says.
 
     Raises
     ------
@@ -196,18 +313,76 @@ def get_crs(obj: XarrayObj) -> pyproj.CRS | None:
     >>> get_crs(xr.Dataset({"v": (("row", "col"), np.zeros((2, 2)))})) is None
     True
     """
-    variables = obj.variables if isinstance(obj, xr.Dataset) else obj.coords
-    for name in _grid_mapping_names(obj):
-        if name in variables:
-            crs = _crs_from_grid_mapping(dict(variables[name].attrs))
-            if crs is not None:
-                return crs
-    value = obj.attrs.get("crs")
-    if isinstance(value, str | int) and value != "":
-        return as_crs(value)
-    if _has_lonlat_coords(obj):
-        return LONLAT
-    return None
+    return find_crs(obj)[0]
+
+
+def write_crs(obj: T, crs: Any = None, *, name: str = "spatial_ref") -> T:
+    """Return ``obj`` with its CRS written once as a ``spatial_ref``-style coordinate.
+
+    The coordinate holds the CF grid-mapping parameters, ``crs_wkt`` and ``spatial_ref``
+    (WKT) and, for regular grids, the GDAL ``GeoTransform``: what rioxarray's
+    ``rio.write_crs`` writes, so ``obj.rio.crs`` reads it too. Spatial data variables point to
+    it with ``grid_mapping``. Coordinates travel with every ``isel``/``sel``, so later steps
+    keep the CRS.
+
+    Parameters
+    ----------
+    obj : xarray.Dataset or xarray.DataArray
+        The data.
+    crs : pyproj.CRS, str or int, optional
+        The CRS to write; default: the one :func:`find_crs` finds.
+    name : str
+        Name of the coordinate.
+
+    Raises
+    ------
+    CRSError
+        If ``crs`` is None and ``obj`` has no CRS.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset({"v": (("y", "x"), np.zeros((2, 2)), {"crs": "EPSG:32633"})},
+    ...                 coords={"y": [15.0, 5.0], "x": [5.0, 15.0]})
+    >>> out = write_crs(ds)
+    >>> out.spatial_ref.attrs["GeoTransform"], out.v.encoding["grid_mapping"]
+    ('0.0 10.0 0.0 20.0 0.0 -10.0', 'spatial_ref')
+    """
+    value = require_crs(obj, "writing it as a coordinate") if crs is None else as_crs(crs)
+    with warnings.catch_warnings():  # pyproj warns for CRSs CF cannot express fully
+        warnings.simplefilter("ignore", UserWarning)
+        attrs: dict[str, Any] = dict(value.to_cf())
+    wkt = value.to_wkt()
+    attrs["crs_wkt"] = wkt
+    attrs["spatial_ref"] = wkt
+    try:
+        gt = _grid_geotransform(obj)
+    except (DimensionError, ValueError, IndexError):
+        gt = None
+    if gt is not None:
+        attrs["GeoTransform"] = gt
+    out = obj.assign_coords({name: xr.Variable((), np.int64(0), attrs)})
+    arrays = list(out.data_vars.values()) if isinstance(out, xr.Dataset) else [out]
+    try:
+        dims = set(spatial_dims(out))
+    except DimensionError:
+        dims = set()
+    for arr in arrays:
+        if dims and dims <= set(arr.dims):
+            if "grid_mapping" in arr.attrs:
+                arr.attrs["grid_mapping"] = name
+            else:
+                arr.encoding = {**arr.encoding, "grid_mapping": name}
+    return out
+
+
+def _grid_geotransform(obj: XarrayObj) -> str | None:
+    x, y = pixel_centers(obj)
+    if x.size < 2 or y.size < 2:
+        gt = _geotransform(obj)
+        return None if gt is None else " ".join(repr(float(v)) for v in gt)
+    dx, dy = pixel_size(obj)
+    left, top = float(x[0]) - dx / 2, float(y[0]) - dy / 2
+    return f"{left!r} {dx!r} 0.0 {top!r} 0.0 {dy!r}"
 
 
 def require_crs(obj: XarrayObj, purpose: str | None = None) -> pyproj.CRS:

@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 
 from workbench.geo import geohash, quadkey
 from workbench.geo.cover import _check_scheme
+from workbench.geo.schemes import get_scheme
 
 if TYPE_CHECKING:
     import pyproj
@@ -477,7 +478,7 @@ class Partitions(Mapping[str, T], Generic[T]):
     def bounds(self, code: str) -> Bounds:
         """``(west, south, east, north)`` of the geocode cell in degrees (not of the window)."""
         self._window(code)
-        module = geohash if self.scheme == "geohash" else quadkey
+        module = get_scheme(self.scheme).module
         w, s, e, n = module.bounds(code)
         return (float(w), float(s), float(e), float(n))
 

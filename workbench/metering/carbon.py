@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -103,7 +104,9 @@ class CarbonResult:
 
     ``measured=False`` means the meter failed and the numbers are NaN (``error`` says why);
     ``estimated=True`` means the power comes from a model, not from energy counters, and
-    every text form of the result says "estimate".
+    every text form of the result says "estimate". ``host`` is the machine it was measured on;
+    ``cpu_scope`` says whether the CPU energy is the whole machine's (``"machine"``: energy
+    counters, or a model of every thread) or this process's share (``"process"``).
     """
 
     method: str
@@ -125,6 +128,8 @@ class CarbonResult:
     notes: tuple[str, ...] = ()
     error: str | None = None
     rank: int = 0
+    host: str | None = None
+    cpu_scope: str = "machine"
 
     @property
     def power_w(self) -> float:
@@ -182,17 +187,49 @@ class CarbonMeter(Protocol):
         """Receive live :class:`PowerSample` objects."""
 
 
-def combine_results(results: list[CarbonResult]) -> CarbonResult:
-    """Add up the results of several processes (engines) of one distributed run.
+def _host_energy(results: list[CarbonResult]) -> tuple[float, float, float, float, float]:
+    """``(energy, cpu, ram, gpu, emissions)`` of one host's results, each machine part once.
 
-    Energy and CO2 are summed; the duration spans first start to last end; the result is
-    estimated if any part is, and measured only if every part is.
+    Several engines on one host read the same machine-wide counters (RAPL, NVML, codecarbon's
+    trackers) or model the same RAM and GPUs: those parts are the host's once (the largest
+    reading, i.e. the one covering the run). CPU energies that are per-process shares add up.
+    """
+    if len(results) == 1:
+        r = results[0]
+        return r.energy_kwh, r.cpu_energy_kwh, r.ram_energy_kwh, r.gpu_energy_kwh, r.emissions_kg
+    shares = all(r.cpu_scope == "process" for r in results)
+    cpu = [r.cpu_energy_kwh for r in results]
+    parts = [
+        sum(cpu) if shares else max(cpu),
+        max(r.ram_energy_kwh for r in results),
+        max(r.gpu_energy_kwh for r in results),
+    ]
+    if all(math.isfinite(p) for p in parts):
+        energy = sum(parts)
+    else:  # no breakdown: the largest machine reading
+        energy = max(r.energy_kwh for r in results)
+    top = max(results, key=lambda r: r.energy_kwh)
+    per_kwh = top.emissions_kg / top.energy_kwh if top.energy_kwh > 0 else 0.0
+    return energy, parts[0], parts[1], parts[2], energy * per_kwh
+
+
+def combine_results(results: list[CarbonResult]) -> CarbonResult:
+    """Combine the results of several processes (engines) of one distributed run.
+
+    Energy and CO2 add up over hosts; on one host, what the engines measured of the whole
+    machine counts once (see :func:`_host_energy`), so two engines on a laptop do not double
+    its energy (results without a ``host`` count as hosts of their own). The duration spans
+    first start to last end; the result is estimated if any part is, and measured only if
+    every part is.
 
     Examples
     --------
     >>> a = EstimateMeter(cpu_tdp_w=10, cores=1, total_threads=1, ram_gb=0,
     ...                   intensity_g_per_kwh=500).estimate(3600)
-    >>> combine_results([a, a]).energy_kwh
+    >>> combine_results([a, a]).energy_kwh  # one machine, read twice
+    0.01
+    >>> from dataclasses import replace
+    >>> combine_results([a, replace(a, host="other")]).energy_kwh  # two machines
     0.02
     """
     if not results:
@@ -201,30 +238,35 @@ def combine_results(results: list[CarbonResult]) -> CarbonResult:
     errors = [f"rank {r.rank}: {r.error}" for r in results if r.error]
     if not ok:
         return CarbonResult.not_measured(results[0].method, "; ".join(errors) or "no result")
-    energy = sum(r.energy_kwh for r in ok)
+    hosts: dict[str, list[CarbonResult]] = {}
+    for i, r in enumerate(ok):
+        hosts.setdefault(r.host if r.host is not None else f"<unknown {i}>", []).append(r)
+    per_host = [_host_energy(rs) for rs in hosts.values()]
+    energy, cpu, ram, gpu, emissions = (sum(v) for v in zip(*per_host, strict=True))
     start = min(r.started_at for r in ok)
     end = max(r.ended_at for r in ok)
     duration = end - start if math.isfinite(end - start) else max(r.duration_s for r in ok)
+    shared = [h for h, rs in hosts.items() if len(rs) > 1]
+    notes = tuple(n for r in results for n in r.notes)
+    if shared:
+        notes += (f"machine-wide energy counted once per host for {', '.join(shared)}",)
     return replace(
         ok[0],
         measured=len(ok) == len(results),
         estimated=any(r.estimated for r in results),
         duration_s=duration,
         energy_kwh=energy,
-        emissions_kg=sum(r.emissions_kg for r in ok),
-        intensity_g_per_kwh=(
-            sum(r.emissions_kg for r in ok) * 1000 / energy
-            if energy > 0
-            else ok[0].intensity_g_per_kwh
-        ),
-        cpu_energy_kwh=sum(r.cpu_energy_kwh for r in ok),
-        ram_energy_kwh=sum(r.ram_energy_kwh for r in ok),
-        gpu_energy_kwh=sum(r.gpu_energy_kwh for r in ok),
+        emissions_kg=emissions,
+        intensity_g_per_kwh=emissions * 1000 / energy if energy > 0 else ok[0].intensity_g_per_kwh,
+        cpu_energy_kwh=cpu,
+        ram_energy_kwh=ram,
+        gpu_energy_kwh=gpu,
         started_at=start,
         ended_at=end,
-        notes=tuple(n for r in results for n in r.notes),
+        notes=notes,
         error="; ".join(errors) or None,
         rank=-1,
+        host=next(iter(hosts)) if len(hosts) == 1 and ok[0].host is not None else None,
     )
 
 
@@ -417,6 +459,8 @@ class EstimateMeter:
             power_sources={k: f"{v} (estimate)" for k, v in m.sources.items()},
             notes=notes,
             rank=self.rank,
+            host=socket.gethostname(),
+            cpu_scope="machine" if m.cpu_share >= 1 else "process",
         )
 
     # -- live meter ----------------------------------------------------------------------------
@@ -440,15 +484,23 @@ class EstimateMeter:
         return PowerSample(t, self.model.total_w, r.energy_kwh, r.emissions_kg, True, self.rank)
 
     def update(self, event: StepEvent | Mapping[str, Any]) -> None:
-        """Advance with a step event; starts at the first step, pushes samples to subscribers."""
+        """Advance with a step event; starts at the first step, pushes samples to subscribers.
+
+        The first event also pushes a sample at its start (the model's power, no energy yet),
+        then samples follow every ``sample_interval_s`` of event time, and :meth:`stop` pushes
+        the last one.
+        """
         t = event.t if isinstance(event, StepEvent) else float(event["t"])
         duration = event.duration if isinstance(event, StepEvent) else float(event["duration"])
         with self._lock:
-            if self._t0 is None:
+            first = self._t0 is None
+            if first:
                 self._t0 = self._last_sample_t = t - duration
             due = self._last_sample_t is None or t - self._last_sample_t >= self.sample_interval_s
             if due:
                 self._last_sample_t = t
+        if first:  # the power of the run from its first moment: a live plot starts with it
+            self._emit(self.sample(t - duration))
         if due:
             self._emit(self.sample(t))
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -327,6 +328,7 @@ class CodeCarbonMeter:
             power_sources=dict(self.power_sources),
             notes=tuple(self._capture.notes),
             rank=self.rank,
+            host=socket.gethostname(),  # codecarbon reads the whole machine (cpu_scope)
         )
         if errors or data is None or emissions is None:
             return CarbonResult.not_measured(self.method, "; ".join(errors) or "no data", **common)

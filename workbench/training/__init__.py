@@ -4,8 +4,8 @@ Everything here runs inside one process; :mod:`workbench.cluster` starts the pro
 
 Examples
 --------
->>> from workbench.training import STRATEGIES, SHARDING_MODES
->>> STRATEGIES
+>>> from workbench.training import SHARDING_MODES, strategy_names
+>>> strategy_names()
 ('single', 'ddp', 'fsdp', 'partitioned')
 >>> SHARDING_MODES
 ('no_shard', 'shard_grad_op', 'full_shard', 'hybrid_shard')
@@ -16,21 +16,28 @@ from __future__ import annotations
 from workbench.training.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from workbench.training.comm import CommCounter, count_collectives, ddp_counting_hook
 from workbench.training.loop import EpochRecord, evaluate, train
+from workbench.training.request import PartitionSpec, TrainRequest
 from workbench.training.result import Comparison, TrainResult
 from workbench.training.strategies import (
     SHARDING_MODES,
-    STRATEGIES,
     PartitionJob,
     WorkerResult,
     WorkerTask,
+    find_strategy,
     optimizer_factory,
+    register_strategy,
     run_worker,
+    strategy_names,
 )
 from workbench.training.transfer import texture_clusters, texture_vector, transfer_plan
 
 __all__ = [
-    "STRATEGIES",
+    "strategy_names",
+    "find_strategy",
+    "register_strategy",
     "SHARDING_MODES",
+    "TrainRequest",
+    "PartitionSpec",
     "train",
     "evaluate",
     "EpochRecord",

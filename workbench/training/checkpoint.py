@@ -36,6 +36,7 @@ from workbench.errors import DataReadError
 
 __all__ = [
     "FORMAT",
+    "checkpoint_root",
     "save_checkpoint",
     "load_checkpoint",
     "model_checkpoint_path",
@@ -46,6 +47,49 @@ __all__ = [
 #: Format tag stored in every checkpoint.
 FORMAT = "workbench.checkpoint/1"
 _TMP_SUFFIX = ".tmp"
+
+
+def checkpoint_root() -> Path:
+    """Return this user's folder of run checkpoints, created private (mode 0700).
+
+    ``$WORKBENCH_CHECKPOINT_DIR`` if set; else ``workbench/checkpoints`` in the user's cache
+    directory (``$XDG_CACHE_HOME`` or ``~/.cache``; ``%LOCALAPPDATA%`` on Windows); where there
+    is no usable home, a per-user folder under the temporary directory. Never one path shared
+    by the users of a machine.
+
+    Examples
+    --------
+    >>> import os
+    >>> root = checkpoint_root()
+    >>> root.is_dir(), os.name != "posix" or oct(root.stat().st_mode & 0o777) == "0o700"
+    (True, True)
+    """
+    import tempfile
+
+    env = os.environ.get("WORKBENCH_CHECKPOINT_DIR")
+    if env:
+        candidates = [Path(env).expanduser()]
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.environ.get("LOCALAPPDATA")
+        home = Path(base) if base else Path.home() / ".cache"
+        uid = os.getuid() if hasattr(os, "getuid") else os.getpid()
+        candidates = [
+            home / "workbench" / "checkpoints",
+            Path(tempfile.gettempdir()) / f"workbench-{uid}" / "checkpoints",
+        ]
+    for root in candidates:
+        try:
+            root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if hasattr(os, "getuid") and root.stat().st_uid != os.getuid():
+                continue  # someone else's folder: never write there
+            root.chmod(0o700)
+            return root
+        except OSError:
+            continue
+    raise DataReadError(
+        f"no private folder for checkpoints could be made (tried {[str(c) for c in candidates]}); "
+        "set WORKBENCH_CHECKPOINT_DIR to a folder of yours, or pass --checkpoint DIR"
+    )
 
 
 def _tmp_name(target: Path) -> Path:

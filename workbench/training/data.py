@@ -1,10 +1,17 @@
 """Batches for one process of a training run, from a ChipSet or any map-style torch Dataset.
 
-Data-parallel ranks each take a disjoint, equally long share of a (per-epoch) shuffled order, as
-:class:`torch.utils.data.DistributedSampler` with ``drop_last=True`` does, so every rank runs
-the same number of steps and no collective waits forever. A :class:`~workbench.chips.ChipSet`
-is read through its own fast path (``select(...).to_torch(...)``), anything else through a
-:class:`~torch.utils.data.DataLoader`.
+One sampler: every epoch order comes from :mod:`workbench.chips.plan`. A
+:class:`~workbench.chips.ChipSet` is read through its own chip stream, called exactly as a
+user calls it (``to_torch(batch_size, shuffle=True, seed=seed, rank=rank,
+world_size=world_size, drop_last=drop_last)`` with ``set_epoch(epoch)``): from a store, the
+tiles of the whole store are visited in a new random order each epoch and a window of them is
+interleaved, each tile decoded once. Any other Dataset is one "tile" for the same planner: a
+full permutation of ``(seed, epoch)``, cut into ranks by :func:`workbench.chips.plan.shard`
+(disjoint spans, the same number of batches on every rank, so no collective waits forever).
+
+A batch is ``(x, y)``, or ``x`` alone for self-supervised training (a ChipSet without
+targets, a ``TensorDataset`` of one tensor); ``transform(x[, y])`` is applied to every whole
+batch after it is cut.
 
 Examples
 --------
@@ -13,25 +20,27 @@ Examples
 >>> ds = TensorDataset(torch.arange(10.0).unsqueeze(1), torch.arange(10.0))
 >>> [len(x) for x, _ in epoch_batches(ds, batch_size=2, rank=1, world_size=2, epoch=0, seed=0)]
 [2, 2, 1]
->>> shard_indices(10, rank=0, world_size=3, epoch=0, seed=0, shuffle=False).tolist()
-[0, 3, 6]
+>>> [b.tolist() for b in rank_batches(10, batch_size=3, rank=0, world_size=2, shuffle=False)]
+[[0, 1, 2], [3, 4]]
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from workbench._optional import lazy_import
+from workbench.chips.plan import epoch_order, epoch_rng, shard, split_batches
 from workbench.errors import GeocodeError, TrainingError
+from workbench.options import OPTIONS
 
 __all__ = [
     "is_chipset",
     "materialize",
     "num_samples",
-    "shard_indices",
+    "rank_batches",
     "subset",
     "epoch_batches",
     "sample_geocodes",
@@ -61,40 +70,60 @@ def num_samples(data: Any) -> int:
         ) from exc
 
 
-def shard_indices(
-    n: int, *, rank: int, world_size: int, epoch: int, seed: int, shuffle: bool = True
-) -> np.ndarray[Any, np.dtype[np.int64]]:
-    """Return the sample indices of ``rank`` for ``epoch``: disjoint, ``n // world_size`` each.
+def rank_batches(
+    n: int,
+    *,
+    batch_size: int,
+    rank: int = 0,
+    world_size: int = 1,
+    epoch: int = 0,
+    seed: int = 0,
+    shuffle: bool = True,
+    drop_last: bool = False,
+) -> list[np.ndarray[Any, np.dtype[np.int64]]]:
+    """Return the batches of sample positions of ``rank`` for ``epoch`` (in-memory data).
 
-    The order is a permutation seeded by ``seed + epoch`` (the same on every rank), split
-    round-robin; the last ``n % world_size`` samples of the order are left out this epoch (as
-    ``DistributedSampler(drop_last=True)``), a different few each epoch when shuffling.
+    The order is a permutation of ``(seed, epoch)`` (the same on every rank; see
+    :func:`workbench.chips.plan.epoch_rng`), cut by :func:`workbench.chips.plan.shard`: the
+    same number of batches on every rank, spans disjoint unless the rare padding applies.
+
+    Raises
+    ------
+    TrainingError
+        For a rank outside ``0 .. world_size - 1``.
     """
     if world_size < 1 or not 0 <= rank < world_size:
         raise TrainingError(
             f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}"
         )
-    order = np.random.default_rng(seed + epoch).permutation(n) if shuffle else np.arange(n)
-    per = n // world_size
-    return order[rank : per * world_size : world_size].astype(np.int64)
+    order = epoch_order(
+        np.zeros(n, dtype=np.int64),  # one tile: a full permutation when shuffling
+        shuffle=shuffle,
+        rng=epoch_rng(seed, epoch) if shuffle else None,
+        order="index",
+    )
+    span = shard(order, world_size=world_size, batch_size=batch_size, drop_last=drop_last)[rank]
+    return split_batches(span, batch_size, drop_last)
 
 
-def _tensor_pair(data: Any) -> tuple[Any, Any] | None:
-    """Return the ``(x, y)`` tensors of a two-tensor ``TensorDataset``, else ``None``."""
+def _tensors(data: Any) -> tuple[Any, ...] | None:
+    """Return the tensors of a one- or two-tensor ``TensorDataset``, else ``None``."""
     tensors = getattr(data, "tensors", None)
-    if isinstance(tensors, tuple) and len(tensors) == 2:
+    if isinstance(tensors, tuple) and len(tensors) in (1, 2):
         return tensors
     return None
 
 
 def materialize(
-    data: Any, targets: Sequence[str] | None = None, max_bytes: int = 256 * 2**20
+    data: Any, targets: Sequence[str] | None = None, max_bytes: int | None = None
 ) -> Any:
-    """Read a (small) ChipSet once into a ``TensorDataset`` of ``(x, y)``; else return ``data``.
+    """Read a (small) ChipSet once into a ``TensorDataset``; else return ``data``.
 
     Workers call it on the data they were given (their partition, their view) before the first
     epoch, so every epoch shuffles tensors in memory instead of reading the file again. A
-    ChipSet larger than ``max_bytes`` (or without ``targets``) is left as it is and streamed.
+    ChipSet larger than ``max_bytes`` (default: ``workbench.options``
+    ``train_in_memory_bytes``, 256 MiB) is left as it is and streamed. Without ``targets`` the
+    dataset holds the inputs only (self-supervised training).
 
     Examples
     --------
@@ -104,15 +133,19 @@ def materialize(
     >>> materialize(ds) is ds
     True
     """
-    if not is_chipset(data) or not targets or len(data) == 0:
+    if not is_chipset(data) or len(data) == 0:
         return data
+    limit = OPTIONS["train_in_memory_bytes"] if max_bytes is None else max_bytes
     channels = len(getattr(data, "channel_names", ())) or 1
     pixels = int(np.prod(list(getattr(data, "dims", {}).values()) or [1]))
-    if len(data) * channels * pixels * 8 > max_bytes:  # <= 8 bytes per value
+    if len(data) * channels * pixels * 8 > limit:  # <= 8 bytes per value
         return data
-    x, y = next(iter(data.to_torch(len(data), shuffle=False, targets=list(targets), device="cpu")))
+    loader = data.to_torch(
+        len(data), shuffle=False, targets=list(targets) if targets else None, device="cpu"
+    )
+    batch = next(iter(loader))
     tud = lazy_import("torch.utils.data")
-    return tud.TensorDataset(x, y)
+    return tud.TensorDataset(*(batch if isinstance(batch, tuple) else (batch,)))
 
 
 def subset(data: Any, indices: Sequence[int] | np.ndarray[Any, Any]) -> Any:
@@ -120,12 +153,16 @@ def subset(data: Any, indices: Sequence[int] | np.ndarray[Any, Any]) -> Any:
     idx = np.asarray(indices, dtype=np.int64)
     if is_chipset(data):
         return data.select(idx)
-    pair = _tensor_pair(data)
-    if pair is not None:
-        tud = lazy_import("torch.utils.data")
-        return tud.TensorDataset(pair[0][idx], pair[1][idx])
     tud = lazy_import("torch.utils.data")
+    tensors = _tensors(data)
+    if tensors is not None:
+        return tud.TensorDataset(*(t[idx] for t in tensors))
     return tud.Subset(data, idx.tolist())
+
+
+def _transformed(batches: Iterable[Any], transform: Callable[..., Any]) -> Iterator[Any]:
+    for batch in batches:
+        yield transform(*batch) if isinstance(batch, tuple | list) else transform(batch)
 
 
 def epoch_batches(
@@ -137,50 +174,59 @@ def epoch_batches(
     rank: int = 0,
     world_size: int = 1,
     shuffle: bool = True,
+    drop_last: bool = False,
     targets: Sequence[str] | None = None,
+    transform: Callable[..., Any] | None = None,
 ) -> Iterable[Any]:
-    """Return the ``(x, y)`` batches of ``rank`` for ``epoch``.
+    """Return the batches of ``rank`` for ``epoch``: ``(x, y)`` pairs, or ``x`` alone.
 
     Parameters
     ----------
     data : ChipSet or torch.utils.data.Dataset
-        A ChipSet needs ``targets`` (the variables to predict); a Dataset's items must be
-        ``(x, y)`` pairs.
-    batch_size, epoch, seed, rank, world_size, shuffle
-        See :func:`shard_indices`.
+        A ChipSet yields ``(x, y)`` with ``targets`` (the variables to predict) and ``x``
+        alone without; a Dataset's items are ``(x, y)`` pairs or single tensors.
+    batch_size, epoch, seed, rank, world_size, shuffle, drop_last
+        See :func:`rank_batches` (and :meth:`ChipSet.to_torch`, which takes the same).
     targets : sequence of str, optional
         Target variables of a ChipSet.
+    transform : callable, optional
+        ``transform(x)`` or ``transform(x, y)`` applied to every whole batch; its return value
+        is the batch trained on.
     """
-    n = num_samples(data)
-    if world_size == 1 and not shuffle:
-        idx = np.arange(n, dtype=np.int64)
-    else:
-        idx = shard_indices(
-            n, rank=rank, world_size=world_size, epoch=epoch, seed=seed, shuffle=shuffle
-        )
-    pair = _tensor_pair(data)
-    if pair is not None:  # in memory: slice the tensors, no per-sample collation
-        x, y = pair
-        return [
-            (x[b], y[b])
-            for b in np.array_split(idx, range(batch_size, len(idx), batch_size))
-            if len(b)
-        ]
     if is_chipset(data):
-        if not targets:
-            raise TrainingError(
-                "a ChipSet used as train_data needs the target variables: define "
-                "`targets = ['ndvi']` in the %%train cell (or pass targets=... to the request)"
-            )
-        view = data if len(idx) == n and not shuffle else data.select(idx)
-        loader: Iterable[Any] = view.to_torch(
-            batch_size, shuffle=False, targets=list(targets), device="cpu"
+        loader = data.to_torch(
+            batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+            drop_last=drop_last,
+            targets=list(targets) if targets else None,
+            device="cpu",
+            transform=transform,
         )
-        return loader
-    tud = lazy_import("torch.utils.data")
-    view = data if len(idx) == n and not shuffle else tud.Subset(data, idx.tolist())
-    batches: Iterable[Any] = tud.DataLoader(view, batch_size=batch_size, shuffle=False)
-    return batches
+        loader.set_epoch(epoch)
+        chip_batches: Iterable[Any] = loader
+        return chip_batches
+    n = num_samples(data)
+    batches = rank_batches(
+        n,
+        batch_size=batch_size,
+        rank=rank,
+        world_size=world_size,
+        epoch=epoch,
+        seed=seed,
+        shuffle=shuffle,
+        drop_last=drop_last,
+    )
+    tensors = _tensors(data)
+    out: Iterable[Any]
+    if tensors is not None:  # in memory: slice the tensors, no per-sample collation
+        out = [tuple(t[b] for t in tensors) if len(tensors) > 1 else tensors[0][b] for b in batches]
+    else:
+        tud = lazy_import("torch.utils.data")
+        out = tud.DataLoader(data, batch_sampler=[b.tolist() for b in batches])
+    return out if transform is None else _transformed(out, transform)
 
 
 def sample_geocodes(

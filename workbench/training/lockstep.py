@@ -10,14 +10,15 @@ trains several data-local models on a machine simultaneously.
 
 It is the same training as one model after another: each model starts from the same initial
 weights (or its warm-start source's trained weights), sees only its own partition's samples in
-the same per-epoch order (:func:`~workbench.training.data.shard_indices` with the task's seed),
+the same per-epoch order (:func:`~workbench.training.data.rank_batches` with the task's seed),
 keeps its own optimizer state and step count (:class:`~workbench.training.stacked.StackedOptimizer`;
 a model whose epoch has fewer steps is not updated in the steps it has no batch for), and
 minimises the mean loss of its own batch. Records, events (step numbers included), checkpoints
 and results are those of the one-after-another loop; float results agree to rounding.
 
 :func:`run_lockstep` returns ``None`` (the caller then trains one after another) unless the
-worker has 2+ partitions in memory (a ``TensorDataset``), the model has no buffers, the
+worker has 2+ partitions in memory (a ``TensorDataset`` of ``(x, y)``), no batch transform
+is set, the loss is a ``loss_fn`` (not computed by the model), the model has no buffers, the
 optimizer is a one-group ``Adam``/``AdamW``/``SGD``, no ``resume`` is asked for, and a trial on
 real samples shows that the loss and metrics are means over samples and that the model runs
 under :func:`torch.vmap` (no random ops, no data-dependent control flow).
@@ -38,7 +39,7 @@ from workbench._optional import lazy_import
 from workbench.errors import TrainingError
 from workbench.metering.events import StepEvent
 from workbench.training.checkpoint import partition_checkpoint_path, save_checkpoint
-from workbench.training.data import shard_indices
+from workbench.training.data import rank_batches
 from workbench.training.loop import Callback, EpochRecord, _check_finite
 from workbench.training.stacked import StackedOptimizer, StackedRule, stacked_rule
 
@@ -106,7 +107,9 @@ def _pair(data: Any) -> tuple[Any, Any] | None:
 def _setup(task: Any, data: Any, val: Any) -> _Setup | None:
     torch = lazy_import("torch")
     pair, vpair = _pair(data), _pair(val) if val is not None else None
-    if task.resume or len(task.partitions) < 2 or pair is None:
+    if task.resume or task.transform is not None or len(task.partitions) < 2 or pair is None:
+        return None
+    if task.loss_fn is None:  # the model computes its own loss: not a mean we can stack
         return None
     if (val is not None and vpair is None) or not isinstance(task.model, torch.nn.Module):
         return None
@@ -186,7 +189,10 @@ def run_lockstep(
     if s is None:
         return None
     bs = task.batch_size
-    per_epoch = {j.code: math.ceil(len(j.train_index) / bs) for j in jobs}
+    per_epoch = {
+        j.code: len(j.train_index) // bs if task.drop_last else math.ceil(len(j.train_index) / bs)
+        for j in jobs
+    }
     first, step = {}, 0
     for j in jobs:
         first[j.code], step = step, step + per_epoch[j.code] * task.epochs
@@ -229,14 +235,19 @@ def _train_level(
     item_bytes = s.x[0].element_size() * s.x[0].numel() + s.y[0].element_size() * s.y[0].numel()
     for epoch in range(task.epochs):
         t_epoch = time.perf_counter()
-        perms: dict[int, Any] = {}
+        plans: dict[int, Any] = {}
         batches = []
         for idx in train_idx:
             n = len(idx)
-            if n not in perms:
-                perms[n] = shard_indices(n, rank=0, world_size=1, epoch=epoch, seed=task.seed)
-            order = idx[perms[n]]
-            batches.append([order[i : i + task.batch_size] for i in range(0, n, task.batch_size)])
+            if n not in plans:  # the order one-by-one training gives a partition of n samples
+                plans[n] = rank_batches(
+                    n,
+                    batch_size=task.batch_size,
+                    epoch=epoch,
+                    seed=task.seed,
+                    drop_last=task.drop_last,
+                )
+            batches.append([idx[b] for b in plans[n]])
         sums, counts, nsteps = [0.0] * k_all, [0] * k_all, [0] * k_all
         s.base.train()
         for b in range(max(len(x) for x in batches)):
@@ -278,7 +289,25 @@ def _train_level(
                 steps[k] += 1
                 for cb in callbacks:
                     cb(event)
+        t_val = time.perf_counter()
         vals = _validate(task, s, params, val_idx)
+        val_time = (time.perf_counter() - t_val) / k_all
+        for k, job in enumerate(group):  # the events one-by-one training sends per validation
+            if vals[k].get("samples"):
+                event = StepEvent(
+                    step=steps[k],
+                    samples=int(vals[k]["samples"]),
+                    nbytes=0,
+                    t=time.time(),
+                    duration=val_time,
+                    loss=vals[k]["loss"],
+                    rank=rank,
+                    epoch=epoch,
+                    partition=job.code,
+                    kind="val",
+                )
+                for cb in callbacks:
+                    cb(event)
         share = (time.perf_counter() - t_epoch) / k_all
         for k, job in enumerate(group):
             record = EpochRecord(

@@ -84,13 +84,50 @@ def batch_nbytes(batch: Any) -> int:
 
 
 def _split(batch: Any) -> tuple[Any, Any]:
-    if isinstance(batch, tuple | list) and len(batch) == 2:
-        return batch[0], batch[1]
+    """``(x, y)`` of a batch; ``(x, None)`` for inputs alone (self-supervised training)."""
+    if isinstance(batch, tuple | list):
+        if len(batch) == 2:
+            return batch[0], batch[1]
+        if len(batch) == 1:
+            return batch[0], None
+    elif hasattr(batch, "shape"):
+        return batch, None
     raise TrainingError(
-        f"a training batch must be an (input, target) pair, got {type(batch).__name__}"
+        f"a training batch must be an input tensor or an (input, target) pair, got "
+        f"{type(batch).__name__}"
         + (f" of length {len(batch)}" if isinstance(batch, tuple | list) else "")
-        + "; give a dataset whose items are (x, y), or a ChipSet with targets=[...]"
+        + "; give a dataset whose items are x or (x, y), a ChipSet (targets=[...] for pairs), "
+        "or a transform that returns x or (x, y)"
     )
+
+
+def _loss(model: Any, loss_fn: Callable[[Any, Any], Any] | None, x: Any, y: Any) -> tuple[Any, Any]:
+    """``(prediction, loss)`` of one batch: ``loss_fn(pred, y)``, or ``(pred, x)`` without y.
+
+    Without a ``loss_fn`` the model's forward on inputs alone is the loss itself.
+    """
+    out = model(x)
+    if loss_fn is not None:
+        loss = loss_fn(out, x if y is None else y)
+    elif y is None:
+        loss = out
+    else:
+        raise TrainingError(
+            "the batches are (input, target) pairs but no loss_fn was given: define "
+            "loss_fn(prediction, target) in the cell (or train on inputs alone with a model "
+            "whose forward returns the loss)"
+        )
+    if getattr(loss, "numel", lambda: 1)() != 1:
+        raise TrainingError(
+            f"the loss must be one number per batch, got a tensor of shape "
+            f"{tuple(getattr(loss, 'shape', ()))}"
+            + (
+                "; the model's forward must return a scalar loss when no loss_fn is given"
+                if loss_fn is None
+                else "; make loss_fn reduce over the batch (e.g. .mean())"
+            )
+        )
+    return out, loss
 
 
 def _check_finite(loss: float, epoch: int, step: int, rank: int, partition: str | None) -> None:
@@ -105,12 +142,13 @@ def _check_finite(loss: float, epoch: int, step: int, rank: int, partition: str 
 def evaluate(
     model: Any,
     batches: Iterable[Any],
-    loss_fn: Callable[[Any, Any], Any],
+    loss_fn: Callable[[Any, Any], Any] | None,
     metrics: Mapping[str, Metric] | None = None,
 ) -> dict[str, float]:
     """Sample-weighted mean loss and metrics of ``model`` over ``batches`` (no gradients).
 
     Returns ``{"loss": ..., **metrics, "samples": n}``; an empty iterable gives ``{"samples": 0}``.
+    Batches of inputs alone are scored with ``loss_fn(pred, x)`` (or the model's own loss).
 
     Examples
     --------
@@ -131,11 +169,11 @@ def evaluate(
         with torch.no_grad():
             for batch in batches:
                 x, y = _split(batch)
-                pred = model(x)
+                pred, loss = _loss(model, loss_fn, x, y)
                 b = len(x)
-                sums["loss"] = sums.get("loss", 0.0) + float(loss_fn(pred, y)) * b
+                sums["loss"] = sums.get("loss", 0.0) + float(loss) * b
                 for name, fn in (metrics or {}).items():
-                    sums[name] = sums.get(name, 0.0) + float(fn(pred, y)) * b
+                    sums[name] = sums.get(name, 0.0) + float(fn(pred, x if y is None else y)) * b
                 n += b
     finally:
         if was_training:
@@ -147,7 +185,7 @@ def evaluate(
 
 def train(
     model: Any,
-    loss_fn: Callable[[Any, Any], Any],
+    loss_fn: Callable[[Any, Any], Any] | None,
     optimizer: Any,
     batches: Callable[[int], Iterable[Any]],
     *,
@@ -166,18 +204,22 @@ def train(
     ----------
     model : torch.nn.Module
         The model, possibly wrapped (DDP, FSDP).
-    loss_fn : callable
-        ``loss_fn(prediction, target) -> scalar tensor``.
+    loss_fn : callable or None
+        ``loss_fn(prediction, target) -> scalar tensor``; ``loss_fn(prediction, x)`` for
+        batches of inputs alone; ``None`` when the model's forward returns the loss.
     optimizer : torch.optim.Optimizer
         Optimizer over ``model``'s parameters.
     batches : callable
-        ``batches(epoch)`` returns the ``(x, y)`` batches of that epoch for this process.
+        ``batches(epoch)`` returns the batches of that epoch for this process: ``(x, y)``
+        pairs, or inputs ``x`` alone (self-supervised).
     epochs : int
         Total epochs (the loop stops after epoch ``epochs - 1``).
     start_epoch : int
         First epoch to run (``> 0`` when resuming from a checkpoint).
     callbacks : sequence of callable
-        Each is called with one :class:`StepEvent` per step.
+        Each is called with one :class:`StepEvent` per step (``kind="train"``), and one per
+        epoch's validation (``kind="val"``, its loss and sample count) when ``validate`` is
+        given.
     rank, partition
         Copied into every event and record.
     validate : callable, optional
@@ -194,7 +236,7 @@ def train(
     Raises
     ------
     TrainingError
-        If the loss is not finite, or a batch is not an ``(x, y)`` pair.
+        If the loss is not finite or not a scalar, or a batch is neither ``x`` nor ``(x, y)``.
     """
     history: list[EpochRecord] = []
     step = first_step
@@ -212,7 +254,7 @@ def train(
             t_data = time.perf_counter()
             x, y = _split(batch)
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x), y)
+            _, loss = _loss(model, loss_fn, x, y)
             loss.backward()
             optimizer.step()
             value = float(loss.detach())
@@ -237,7 +279,25 @@ def train(
             step += 1
             for cb in callbacks:
                 cb(event)
-        val = dict(validate(model)) if validate is not None else {}
+        val: dict[str, Any] = {}
+        if validate is not None:
+            t_val = time.perf_counter()
+            val = dict(validate(model))
+            if val.get("samples"):  # one ``kind="val"`` event per epoch, for live loss curves
+                event = StepEvent(
+                    step=step,
+                    samples=int(val["samples"]),
+                    nbytes=0,
+                    t=time.time(),
+                    duration=time.perf_counter() - t_val,
+                    loss=float(val["loss"]) if "loss" in val else None,
+                    rank=rank,
+                    epoch=epoch,
+                    partition=partition,
+                    kind="val",
+                )
+                for cb in callbacks:
+                    cb(event)
         record = EpochRecord(
             epoch=epoch,
             loss=loss_sum / samples if samples else math.nan,

@@ -23,6 +23,7 @@ import numpy as np
 from workbench._optional import lazy_import
 from workbench.errors import GeocodeError, TrainingError
 from workbench.metering.events import StepEvent
+from workbench.metering.throughput import ThroughputMeter
 from workbench.training.loop import EpochRecord
 
 __all__ = ["TrainResult", "Comparison", "ensemble_val"]
@@ -72,7 +73,9 @@ class TrainResult:
     history : list of EpochRecord
         Per-epoch records of every worker (and partition).
     duration_s : float
-        Wall-clock seconds of the whole run, process start-up and result transfer included.
+        Wall-clock seconds of the whole run, process start-up and result transfer included
+        (end to end; :attr:`end_to_end_samples_per_s` divides by it, :attr:`samples_per_s` by
+        the training time only).
     train_s : float
         Seconds of the slowest worker's training.
     bytes_exchanged : int
@@ -128,7 +131,25 @@ class TrainResult:
 
     @property
     def samples_per_s(self) -> float:
-        """Training samples processed per second of wall time (all workers)."""
+        """Training samples per second of training time (start-up excluded), all workers.
+
+        The span runs from the start of the first training step to the end of the last, over
+        every worker (:class:`~workbench.metering.throughput.ThroughputMeter` of the run's
+        ``kind="train"`` events): the figure the live plot shows. Without events, the
+        history's samples over the slowest worker's training time.
+        """
+        train = [e for e in self.events if e.kind == "train"]
+        if train:
+            meter = ThroughputMeter(kinds=("train",))
+            for e in train:
+                meter.update(e)
+            return meter.snapshot().samples_per_s
+        n = sum(r.samples for r in self.history)
+        return n / self.train_s if self.train_s and self.train_s > 0 else math.nan
+
+    @property
+    def end_to_end_samples_per_s(self) -> float:
+        """Training samples per second of the whole run, start-up and transfers included."""
         n = sum(r.samples for r in self.history)
         return n / self.duration_s if self.duration_s and self.duration_s > 0 else math.nan
 
@@ -151,6 +172,7 @@ class TrainResult:
             "bytes_exchanged": self.bytes_exchanged,
             "control_bytes": self.control_bytes,
             "samples_per_s": self.samples_per_s,
+            "end_to_end_samples_per_s": self.end_to_end_samples_per_s,
         }
         row.update({f"val_{k}": v for k, v in self.val.items() if k != "samples"})
         if self.carbon is not None and getattr(self.carbon, "measured", False):
@@ -212,7 +234,8 @@ class TrainResult:
         val = ", ".join(f"{k}={v:.4g}" for k, v in s.items() if k.startswith("val_"))
         return (
             f"TrainResult({self.name!r}: {self.strategy} on {self.engines} engine(s), "
-            f"{s['models']} model(s), {self.duration_s:.2f} s, "
+            f"{s['models']} model(s), {self.samples_per_s:,.1f} samples/s of training, "
+            f"{self.duration_s:.2f} s end to end (start-up included), "
             f"{self.bytes_exchanged:,} B exchanged{', ' + val if val else ''})"
         )
 

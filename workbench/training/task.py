@@ -7,10 +7,13 @@ Examples
 --------
 >>> WorkerTask("single", model=None, loss_fn=print).batch_size
 32
+>>> WorkerCall(print, ("hello",)).env
+{}
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import socket
@@ -26,8 +29,8 @@ from workbench.training.data import epoch_batches
 from workbench.training.loop import EpochRecord
 
 __all__ = [
-    "STRATEGIES",
-    "SHARDING_MODES",
+    "WorkerInfo",
+    "WorkerCall",
     "PartitionJob",
     "WorkerTask",
     "WorkerResult",
@@ -38,10 +41,27 @@ __all__ = [
     "checkpointer",
     "worker_result",
     "batches_for",
+    "eval_batches_for",
 ]
 
-STRATEGIES = ("single", "ddp", "fsdp", "partitioned")
-SHARDING_MODES = ("no_shard", "shard_grad_op", "full_shard", "hybrid_shard")
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A worker a launcher can use: its name (``engine-0``), host and CPU count."""
+
+    name: str
+    host: str
+    cpus: int
+
+
+@dataclass(frozen=True)
+class WorkerCall:
+    """``fn(*args, callbacks=[...], **kwargs)`` to run on one worker with ``env`` set."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -63,25 +83,29 @@ class WorkerTask:
     """Everything one worker needs; picklable (cloudpickle) to ship to engines.
 
     ``optimizer`` is a factory ``f(params) -> Optimizer`` (see :func:`optimizer_factory`) or
-    ``None`` for Adam with ``lr``. For ``partitioned``, ``train_data``/``val_data`` hold only
-    this worker's partitions (read once, then sliced per partition) and ``partitions`` lists its
-    jobs in training order; ``lockstep`` lets the worker train them all at once when that is
-    the same training (:mod:`workbench.training.lockstep`), else one after another.
+    ``None`` for Adam with ``lr``. ``loss_fn=None``: the model returns the loss itself. For
+    ``partitioned``, ``train_data``/``val_data`` hold only this worker's partitions (read
+    once, then sliced per partition) and ``partitions`` lists its jobs in training order;
+    ``lockstep`` lets the worker train them all at once when that is the same training
+    (:mod:`workbench.training.lockstep`), else one after another. ChipSets smaller than
+    ``in_memory_bytes`` are read into memory once (:func:`~workbench.training.data.materialize`).
     """
 
     strategy: str
     model: Any
-    loss_fn: Callable[[Any, Any], Any]
+    loss_fn: Callable[[Any, Any], Any] | None
     train_data: Any = None
     optimizer: Callable[[Any], Any] | None = None
     val_data: Any = None
     metrics: Mapping[str, Callable[[Any, Any], Any]] | None = None
     targets: tuple[str, ...] | None = None
+    transform: Callable[..., Any] | None = None
     epochs: int = 1
     batch_size: int = 32
     lr: float = 1e-3
     seed: int = 0
-    sharding: str = "full_shard"
+    drop_last: bool = False
+    sharding: str | None = None
     shard_group_size: int | None = None
     partitions: tuple[PartitionJob, ...] = ()
     checkpoint_dir: str | None = None
@@ -89,6 +113,26 @@ class WorkerTask:
     pg_timeout_s: float = 300.0
     threads: int | None = None
     lockstep: bool = True
+    in_memory_bytes: int = 256 * 2**20
+
+    @classmethod
+    def from_request(cls, request: Any, checkpoint_dir: str | None, **changes: Any) -> WorkerTask:
+        """Return the task of a :class:`~workbench.training.request.TrainRequest`, changed.
+
+        Fields of the same name are taken over; the optimizer becomes a factory each worker
+        calls on its own parameters.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        same = {n: getattr(request, n) for n in names if hasattr(request, n)}
+        same.update(
+            optimizer=optimizer_factory(request.optimizer, request.lr),
+            metrics=dict(request.metrics) if request.metrics else None,
+            lr=request.lr or 1e-3,
+            checkpoint_dir=checkpoint_dir,
+            pg_timeout_s=request.pg_timeout,
+        )
+        same.update(changes)
+        return cls(**same)
 
 
 @dataclass(frozen=True)
@@ -223,7 +267,7 @@ def worker_result(
 
 
 def batches_for(task: WorkerTask, data: Any, rank: int, world: int) -> Callable[[int], Any]:
-    """``batches(epoch)`` of ``rank`` over ``data`` with the task's batch size and seed."""
+    """``batches(epoch)`` of ``rank`` over ``data``: the task's batch size, seed, transform."""
 
     def batches(epoch: int) -> Any:
         return epoch_batches(
@@ -233,7 +277,26 @@ def batches_for(task: WorkerTask, data: Any, rank: int, world: int) -> Callable[
             seed=task.seed,
             rank=rank,
             world_size=world,
+            drop_last=task.drop_last,
             targets=task.targets,
+            transform=task.transform,
+        )
+
+    return batches
+
+
+def eval_batches_for(task: WorkerTask) -> Callable[[Any], Any]:
+    """``batches(data)``: one pass over held-out ``data`` in order, through the transform."""
+
+    def batches(data: Any) -> Any:
+        return epoch_batches(
+            data,
+            batch_size=task.batch_size,
+            epoch=0,
+            seed=0,
+            shuffle=False,
+            targets=task.targets,
+            transform=task.transform,
         )
 
     return batches

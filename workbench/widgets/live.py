@@ -1,4 +1,4 @@
-"""LivePlot: throughput and power/CO2 curves that update while a cell runs.
+"""LivePlot: throughput, loss and power/CO2 curves that update while a cell runs.
 
 A :class:`LivePlot` subscribes to a loop's events through a callback (``live.update`` or
 ``live.callback``; it never polls). It takes :class:`~workbench.metering.events.StepEvent` and
@@ -27,8 +27,17 @@ The browser waits for BokehJS (loaded inline by ``hv.extension``) before it draw
 Without a notebook front end (a plain script) the plot still collects everything and
 :meth:`LivePlot.display` prints a text summary.
 
+The throughput panel's title shows the run's training throughput so far: samples per second
+of training time, from the first step's start to the last step's end over all engines
+(:class:`~workbench.metering.throughput.ThroughputMeter`), the same figure as
+:attr:`workbench.training.result.TrainResult.samples_per_s`; its curve shows the rate of each
+push interval. The loss panel has one curve per engine of the training loss of every step and
+the validation loss of every epoch (``kind="val"`` events). The power panel starts with the
+first sample and says where its numbers come from (a measured counter, or an estimate).
+
 Observing it from a page: the bokeh figures are named ``wb-liveplot-throughput``,
-``wb-liveplot-power`` (and ``wb-liveplot-co2`` if asked for) and carry the CSS classes
+``wb-liveplot-loss``, ``wb-liveplot-power`` (and ``wb-liveplot-co2`` if asked for) and carry
+the CSS classes
 ``wb-liveplot`` and ``wb-liveplot-<panel>`` (on the figure's host element). In the browser,
 ``Bokeh.documents.flatMap(d => [...d.all_models]).find(m => m.name === 'wb-liveplot-throughput')
 .renderers.map(r => r.data_source.data.t.length)`` grows as pushes arrive.
@@ -54,7 +63,7 @@ from workbench.metering.carbon import PowerSample
 from workbench.metering.events import StepEvent
 from workbench.metering.throughput import ThroughputMeter
 
-__all__ = ["LivePlot", "THROUGHPUT_COLUMNS", "POWER_COLUMNS", "has_front_end"]
+__all__ = ["LivePlot", "THROUGHPUT_COLUMNS", "POWER_COLUMNS", "LOSS_COLUMNS", "has_front_end"]
 
 #: Columns of :attr:`LivePlot.throughput`: a row per engine and one for all engines (rank -1)
 #: per push.
@@ -63,6 +72,9 @@ THROUGHPUT_COLUMNS = (
 )  # fmt: skip
 #: Columns of :attr:`LivePlot.power`: a row per sample and a total (rank -1) per push.
 POWER_COLUMNS = ("t", "rank", "power_w", "energy_wh", "co2_g", "estimated")
+#: Columns of :attr:`LivePlot.losses`: a row per training step and per validation (val = 1).
+LOSS_COLUMNS = ("t", "rank", "epoch", "loss", "val")
+PANELS = ("throughput", "loss", "power", "co2")
 
 _EXTENSION_LOADED = False
 
@@ -96,8 +108,9 @@ class LivePlot:
     per_engine : bool
         One curve per engine (plus "all") instead of one curve of all engines together. Each
         extra curve costs render time on every push; the buffers hold per-engine rows anyway.
-    panels : sequence of {"throughput", "power", "co2"}
-        Panels to draw (default throughput and power; the power title shows the CO2 so far).
+    panels : sequence of {"throughput", "loss", "power", "co2"}
+        Panels to draw (default throughput, loss and power; the power title shows the CO2 so
+        far).
     title : str
         Title prefix of the panels.
     clock : callable
@@ -122,7 +135,7 @@ class LivePlot:
         backlog: int = 2000,
         background: bool = True,
         per_engine: bool = False,
-        panels: tuple[str, ...] | list[str] = ("throughput", "power"),
+        panels: tuple[str, ...] | list[str] = ("throughput", "loss", "power"),
         title: str = "workbench",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -131,9 +144,9 @@ class LivePlot:
                 f"need 0 < interval <= 1 s and 0 < max_overhead <= 1, got interval={interval!r}, "
                 f"max_overhead={max_overhead!r}"
             )
-        unknown = sorted(set(panels) - {"throughput", "power", "co2"})
+        unknown = sorted(set(panels) - set(PANELS))
         if unknown or not panels:
-            raise ValueError(f"panels must name 'throughput', 'power' or 'co2', got {panels!r}")
+            raise ValueError(f"panels must name some of {PANELS}, got {panels!r}")
         self.per_engine = per_engine
         self.panels = tuple(panels)
         self.interval = self.base_interval = interval
@@ -142,7 +155,7 @@ class LivePlot:
         self.background = background
         self.title = title
         self.clock = clock
-        self.meter = ThroughputMeter()
+        self.meter = ThroughputMeter(kinds=("train",))
         self.push_count = 0
         self.event_count = 0
         self.push_seconds = 0.0
@@ -151,6 +164,7 @@ class LivePlot:
         self._lock = threading.Lock()  # pending lists and counters
         self._push_lock = threading.Lock()  # one push at a time; guards the views' documents
         self._steps: list[StepEvent] = []
+        self._vals: list[StepEvent] = []
         self._power: list[PowerSample] = []
         self._last_push = -math.inf
         self._t0: float | None = None
@@ -168,6 +182,7 @@ class LivePlot:
             self.why_no_plot = str(exc)
         self._tp_data = _empty(THROUGHPUT_COLUMNS)
         self._pw_data = _empty(POWER_COLUMNS)
+        self._loss_data = _empty(LOSS_COLUMNS)
         self.buffers: dict[str, Any] = {}
         self._layout: Any = None
         #: Displayed views (widgets), one bokeh document each.
@@ -176,6 +191,7 @@ class LivePlot:
             buffer = self._hv.streams.Buffer
             self.buffers = {
                 "throughput": buffer(_empty(THROUGHPUT_COLUMNS), length=backlog, index=False),
+                "loss": buffer(_empty(LOSS_COLUMNS), length=backlog, index=False),
                 "power": buffer(_empty(POWER_COLUMNS), length=backlog, index=False),
             }
 
@@ -193,7 +209,12 @@ class LivePlot:
             kind = type(event)
         with self._lock:
             self.event_count += 1
-            (self._steps if kind is StepEvent else self._power).append(event)  # type: ignore[arg-type]
+            if kind is PowerSample:
+                self._power.append(event)  # type: ignore[arg-type]
+            elif event.kind == "val":  # type: ignore[union-attr]
+                self._vals.append(event)  # type: ignore[arg-type]
+            else:
+                self._steps.append(event)  # type: ignore[arg-type]
         if self.background:
             if self._thread is None:
                 self._start_thread()
@@ -243,17 +264,20 @@ class LivePlot:
         with self._push_lock:
             with self._lock:
                 steps, self._steps = self._steps, []
+                vals, self._vals = self._vals, []
                 power, self._power = self._power, []
-            if not steps and not power:
+            if not steps and not power and not vals:
                 return
             started = self.clock()
             tp_rows, pw_rows = self._rows(steps), self._power_rows(power)
+            loss_rows = self._loss_rows(steps, vals)
             self._views = [v for v in self._views if v.comm is not None]  # not closed
             try:
                 with contextlib.ExitStack() as batches:
                     for view in self._views:  # each document's changes go out as one patch
                         batches.enter_context(view.batch())
                     self._send("throughput", tp_rows)
+                    self._send("loss", loss_rows)
                     self._send("power", pw_rows)
             except Exception as exc:  # a broken plot must never take the work down
                 self._plot_failed(exc)
@@ -314,6 +338,22 @@ class LivePlot:
             losses[-1] if losses else math.nan, len(evs),
         )  # fmt: skip
 
+    def _loss_rows(
+        self, steps: list[StepEvent], vals: list[StepEvent]
+    ) -> dict[str, np.ndarray] | None:
+        rows = [
+            (e.t, e.rank, e.epoch, e.loss, float(e.kind == "val"))
+            for e in [*steps, *vals]
+            if e.loss is not None
+        ]
+        if not rows:
+            return None
+        if self._t0 is None:
+            self._t0 = min(r[0] for r in rows)
+        cols = np.array(rows, dtype=float).T
+        cols[0] -= self._t0
+        return dict(zip(LOSS_COLUMNS, cols, strict=True))
+
     def _power_rows(self, power: list[PowerSample]) -> dict[str, np.ndarray] | None:
         if not power:
             return None
@@ -343,7 +383,7 @@ class LivePlot:
     def _send(self, name: str, rows: dict[str, np.ndarray] | None) -> None:
         if rows is None:
             return
-        attr = "_tp_data" if name == "throughput" else "_pw_data"
+        attr = {"throughput": "_tp_data", "loss": "_loss_data", "power": "_pw_data"}[name]
         merged = {
             k: np.concatenate([getattr(self, attr)[k], v])[-self.backlog :] for k, v in rows.items()
         }
@@ -361,6 +401,16 @@ class LivePlot:
     def power(self) -> dict[str, np.ndarray]:
         """Power rows pushed so far (columns :data:`POWER_COLUMNS`)."""
         return self._pw_data
+
+    @property
+    def losses(self) -> dict[str, np.ndarray]:
+        """Loss rows pushed so far (columns :data:`LOSS_COLUMNS`)."""
+        return self._loss_data
+
+    @property
+    def samples_per_s(self) -> float:
+        """Training samples per second of training time so far (the title's figure)."""
+        return self.meter.snapshot().samples_per_s
 
     @property
     def layout(self) -> Any:
@@ -425,16 +475,37 @@ class LivePlot:
             "power": template("power", "power_w", "W"),
             "co2": template("co2", "co2_g", "gCO2eq (cumulative)"),
         }
+        loss_tmpl = hv.NdOverlay({}, kdims="curve").opts(
+            hooks=[named("loss")], width=440, height=260, xlabel="seconds", ylabel="loss",
+            framewise=True, legend_position="top_right",
+        )  # fmt: skip
 
         def throughput(data: dict[str, np.ndarray]) -> Any:
-            rate, wait = last_total(data, "samples_per_s"), last_total(data, "data_wait_share")
-            head = f"{self.title}: {rate:,.1f} samples/s, data wait {wait:.0%}"
+            snap = self.meter.snapshot()
+            rate, wait = snap.samples_per_s, snap.data_wait_share
+            head = f"{self.title}: {rate:,.1f} samples/s of training, data wait {wait:.0%}"
             label = head if math.isfinite(rate) else self.title
             return curves(data, "samples_per_s", label, tmpls["throughput"])
 
+        def loss(data: dict[str, np.ndarray]) -> Any:
+            items: dict[str, Any] = {}
+            for r in np.unique(data["rank"]):
+                for val, make, what in ((0.0, hv.Curve, "train"), (1.0, hv.Scatter, "val")):
+                    m = (data["rank"] == r) & (data["val"] == val)
+                    if m.any():
+                        items[f"engine {int(r)} {what}"] = make(
+                            (data["t"][m], data["loss"][m]), "t", "loss"
+                        )
+            if not items:
+                items["train"] = hv.Curve((np.zeros(0), np.zeros(0)), "t", "loss")
+            last = data["loss"][-1] if len(data["loss"]) else math.nan
+            label = f"loss: {last:.4g} (last step)" if math.isfinite(last) else "loss"
+            return hv.NdOverlay(items, kdims="curve", label=label, id=loss_tmpl.id)
+
         def power(data: dict[str, np.ndarray]) -> Any:
             watts, co2 = last_total(data, "power_w"), last_total(data, "co2_g")
-            head = f"power: {watts:.3g} W, {co2:.3g} gCO2eq so far{estimate(data)}"
+            source = "estimate" if estimate(data) else "measured"
+            head = f"power ({source}): {watts:.3g} W, {co2:.3g} gCO2eq so far"
             label = head if math.isfinite(watts) else "power"
             return curves(data, "power_w", label, tmpls["power"])
 
@@ -444,6 +515,7 @@ class LivePlot:
 
         views = {
             "throughput": (throughput, "throughput"),
+            "loss": (loss, "loss"),
             "power": (power, "power"),
             "co2": (co2, "power"),
         }
@@ -451,7 +523,7 @@ class LivePlot:
             hv.DynamicMap(views[name][0], streams=[self.buffers[views[name][1]]])
             for name in self.panels
         ]
-        return hv.Layout(panels).cols(len(panels))
+        return hv.Layout(panels).cols(min(len(panels), 2))
 
     # -- display -------------------------------------------------------------------------------
     def summary(self) -> str:
@@ -556,7 +628,7 @@ def _load_extension(hv: Any) -> None:
     """Load the bokeh backend with inline BokehJS once (offline: no CDN)."""
     global _EXTENSION_LOADED
     if not _EXTENSION_LOADED:
-        hv.extension("bokeh", inline=True)
+        hv.extension("bokeh", inline=True, logo=False)
         _EXTENSION_LOADED = True
 
 
