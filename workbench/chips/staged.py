@@ -26,7 +26,7 @@ Examples
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -38,7 +38,15 @@ from workbench._optional import lazy_import
 from workbench.errors import CatalogError, GeocodeError
 from workbench.geo.geohash import encode
 
-__all__ = ["PieceChips", "ChipTable", "chip_table", "HostChips", "HOST_DATA_ENV", "KEY_SEP"]
+__all__ = [
+    "PieceChips",
+    "ChipTable",
+    "chip_table",
+    "HostChips",
+    "HostBatches",
+    "HOST_DATA_ENV",
+    "KEY_SEP",
+]
 
 #: Environment variable holding a host's own data folder (set on engines of a HostCluster).
 HOST_DATA_ENV = "WORKBENCH_HOST_DATA"
@@ -250,20 +258,83 @@ class HostChips:
     def to_torch(
         self,
         batch_size: int,
+        shuffle: bool = False,
+        seed: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        device: Any = "cpu",
+        drop_last: bool = False,
+        targets: Sequence[str] | None = None,
+        transform: Callable[..., Any] | None = None,
+        **_: Any,
+    ) -> HostBatches:
+        """Batches ``(x, y)`` of the chips, read once from this host's staged pieces.
+
+        Takes the arguments of :meth:`ChipSet.to_torch <workbench.chips.ChipSet.to_torch>`;
+        epochs (``set_epoch``) reorder the chips in memory with the planner of
+        :mod:`workbench.chips.plan`. The chipper decides inputs and targets: any ``targets``
+        gives ``(x, y)`` pairs, none gives ``x`` alone (self-supervised), as a ChipSet does.
+        """
+        x, y = self.to_numpy()
+        return HostBatches(
+            x, y if targets else None, batch_size,
+            shuffle=shuffle, seed=seed or 0, rank=rank, world_size=world_size,
+            device="cpu" if device == "auto" else device, drop_last=drop_last,
+            transform=transform,
+        )  # fmt: skip
+
+
+class HostBatches:
+    """Iterable of tensor batches of in-memory chips, one epoch order per :meth:`set_epoch`."""
+
+    def __init__(
+        self,
+        x: np.ndarray[Any, Any],
+        y: np.ndarray[Any, Any] | None,
+        batch_size: int,
         *,
         shuffle: bool = False,
-        targets: Sequence[str] | None = None,
-        device: str = "cpu",
-        seed: int | None = None,
-        **_: Any,
-    ) -> list[tuple[Any, Any]]:
-        """Batches ``(x, y)`` of tensors in order (or shuffled with ``seed``)."""
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        device: Any = "cpu",
+        drop_last: bool = False,
+        transform: Callable[..., Any] | None = None,
+    ) -> None:
         torch = lazy_import("torch", purpose="HostChips.to_torch")
-        del targets  # the chipper decides inputs and targets
-        x, y = self.to_numpy()
-        order = np.random.default_rng(seed).permutation(len(x)) if shuffle else np.arange(len(x))
-        tx = torch.from_numpy(np.ascontiguousarray(x[order])).to(device)
-        ty = torch.from_numpy(np.ascontiguousarray(y[order])).to(device)
-        return [
-            (tx[i : i + batch_size], ty[i : i + batch_size]) for i in range(0, len(x), batch_size)
-        ]
+        self.x = torch.from_numpy(np.ascontiguousarray(x)).to(device)
+        self.y = None if y is None else torch.from_numpy(np.ascontiguousarray(y)).to(device)
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
+        self.transform = transform
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the order of ``epoch`` from now on."""
+        self.epoch = int(epoch)
+
+    def _batches(self) -> list[np.ndarray[Any, Any]]:
+        from workbench.chips.plan import epoch_order, epoch_rng, shard, split_batches
+
+        order = epoch_order(
+            np.zeros(len(self.x), dtype=np.int64),
+            shuffle=self.shuffle,
+            rng=epoch_rng(self.seed, self.epoch) if self.shuffle else None,
+            order="index",
+        )
+        spans = shard(order, world_size=self.world_size, batch_size=self.batch_size,
+                      drop_last=self.drop_last)  # fmt: skip
+        return list(split_batches(spans[self.rank], self.batch_size, self.drop_last))
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+    def __iter__(self) -> Iterator[Any]:
+        for b in self._batches():
+            idx = lazy_import("torch").from_numpy(np.asarray(b, dtype=np.int64))
+            batch = (self.x[idx], self.y[idx]) if self.y is not None else self.x[idx]
+            if self.transform is not None:
+                batch = (
+                    self.transform(*batch) if isinstance(batch, tuple) else self.transform(batch)
+                )
+            yield batch

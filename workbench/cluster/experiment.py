@@ -156,7 +156,14 @@ def stage_to_hosts(
 def _request(
     task: HostTask, spec: StrategySpec, train_data: Any, n: int, settings: Mapping[str, Any]
 ) -> TrainRequest:
-    partition = PartitionSpec("geohash", spec.precision) if spec.precision else None
+    scoped: dict[str, Any] = {}
+    if spec.strategy == "partitioned":  # options only this strategy takes
+        scoped = {
+            "partition": PartitionSpec("geohash", spec.precision or 4),
+            "transfer": spec.transfer,
+            "lockstep": spec.lockstep,
+            "tokens_per_node": _TOKENS,
+        }
     return TrainRequest(
         model=copy.deepcopy(task.model),
         train_data=train_data,
@@ -165,12 +172,9 @@ def _request(
         targets=task.targets,
         strategy=spec.strategy,
         engines=n,
-        partition=partition,
-        transfer=spec.transfer,
-        lockstep=spec.lockstep,
         checkpoint=False,
         name=spec.name,
-        tokens_per_node=_TOKENS,
+        **scoped,
         **settings,
     )
 
