@@ -606,7 +606,7 @@ class WorkbenchMagics(Magics):
             raise UsageError(f"no run named {args.baseline!r}; runs: {list(self.comparison)}")
         if args.out:
             self._shell.user_ns[args.out] = self.comparison
-        return self.comparison.table(args.baseline) if len(self.comparison) else self.comparison
+        return self.comparison.report(args.baseline) if len(self.comparison) else self.comparison
 
 
 def _check_near_misses(assigned: set[str]) -> None:
@@ -661,7 +661,13 @@ _LOADED: dict[int, WorkbenchMagics] = {}
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics on ``ipython`` (``%load_ext workbench``)."""
+    """Register the magics on ``ipython`` (``%load_ext workbench``); a second call does nothing.
+
+    The IPython startup snippet calls it directly, so a notebook's own ``%load_ext workbench``
+    afterwards is quiet and keeps the session's runs and cluster.
+    """
+    if id(ipython) in _LOADED:
+        return
     magics = WorkbenchMagics(ipython)
     ipython.register_magics(magics)
     _LOADED[id(ipython)] = magics

@@ -1,20 +1,81 @@
-"""Run the tutorial notebooks headless: ``python -m workbench.tutorials run NOTEBOOK``.
+"""The tutorial notebooks: where they are, copying them for a user, running them headless.
 
-Executes a notebook top to bottom in a fresh kernel with :mod:`nbclient`, printing
-each cell's progress, applies the ``nbmake`` "mock" overrides of its parameter cell
-when ``--quick`` is given (the toy sizes the test suite uses), and writes the
-executed copy next to the other run artifacts.
+The tutorials (``notebooks/NN_topic.ipynb``) and their data excerpt (``notebooks/data``) ship
+inside the package (``workbench/_tutorials`` in a wheel), so a hub user can get their own
+copy with ``workbench tutorials --copy ~/tutorials`` (or ``python -m workbench tutorials
+--copy DIR``) and the notebooks find their data next to the installed package.
+
+``python -m workbench.tutorials run NOTEBOOK`` executes a notebook top to bottom in a fresh
+kernel with :mod:`nbclient`, printing each cell's progress, applies the ``nbmake`` "mock"
+overrides of its parameter cell when ``--quick`` is given (the toy sizes the test suite
+uses), and writes the executed copy next to the other run artifacts.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_notebook", "main"]
+from workbench.errors import DataReadError
+
+__all__ = ["tutorials_dir", "copy_tutorials", "run_notebook", "main"]
+
+_PACKAGED = Path(__file__).resolve().parent / "_tutorials"
+_CHECKOUT = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def tutorials_dir() -> Path:
+    """Return the folder of the tutorials: the checkout's ``notebooks/``, else the packaged copy.
+
+    Raises
+    ------
+    DataReadError
+        If neither exists (a wheel built without them).
+    """
+    for candidate in (_CHECKOUT, _PACKAGED):
+        if any(candidate.glob("[0-9][0-9]_*.ipynb")):
+            return candidate
+    raise DataReadError(
+        f"no tutorials found (looked in {_CHECKOUT} and {_PACKAGED}); reinstall workbench from a "
+        "wheel or a checkout that has notebooks/"
+    )
+
+
+def copy_tutorials(destination: str | Path, *, overwrite: bool = False) -> list[Path]:
+    """Copy the tutorials and their data excerpt into ``destination`` (e.g. a user's home).
+
+    Parameters
+    ----------
+    destination : str or Path
+        Folder to copy into (created if needed).
+    overwrite : bool
+        Replace files that are already there; by default they are kept (a user's edits are
+        never lost) and reported as skipped.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    source, dest = tutorials_dir(), Path(destination).expanduser()
+    written = []
+    files = sorted(source.glob("[0-9][0-9]_*.ipynb"))
+    files += sorted(p for p in (source / "data").rglob("*") if p.is_file())
+    for path in files:
+        target = dest / path.relative_to(source)
+        if target.exists() and not overwrite:
+            print(f"kept {target} (exists; --force replaces it)", file=sys.stderr)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(path, tmp)
+        tmp.replace(target)  # atomic: never a half-copied notebook
+        written.append(target)
+    return written
 
 
 def _override_source(mocks: dict[str, Any]) -> str:
@@ -94,17 +155,36 @@ def run_notebook(
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line of ``python -m workbench.tutorials``."""
-    parser = argparse.ArgumentParser(prog="python -m workbench.tutorials", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def main(argv: list[str] | None = None, prog: str = "python -m workbench.tutorials") -> int:
+    """Command line: ``run NOTEBOOK...``, ``copy DIR`` (or ``--copy DIR``), ``list``."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--copy", metavar="DIR", type=Path, help="copy the tutorials into DIR")
+    parser.add_argument("--force", action="store_true", help="with --copy: replace files")
+    sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="execute notebooks top to bottom")
     run.add_argument("notebooks", nargs="+", type=Path)
     run.add_argument("--quick", action="store_true", help="toy sizes (the test suite's)")
     run.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    copy = sub.add_parser("copy", help="copy the tutorials and their data into a folder")
+    copy.add_argument("destination", type=Path)
+    copy.add_argument("--force", action="store_true", help="replace files already there")
+    sub.add_parser("list", help="print where the tutorials are and their names")
     args = parser.parse_args(argv)
-    for notebook in args.notebooks:
-        run_notebook(notebook, quick=args.quick, timeout=args.timeout)
+    if args.command == "run":
+        for notebook in args.notebooks:
+            run_notebook(notebook, quick=args.quick, timeout=args.timeout)
+    elif args.command == "copy" or args.copy is not None:
+        dest = args.destination if args.command == "copy" else args.copy
+        written = copy_tutorials(dest, overwrite=args.force)
+        print(f"copied {len(written)} files into {Path(dest).expanduser()}")
+    elif args.command == "list":
+        folder = tutorials_dir()
+        print(folder)
+        for notebook in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
+            print(f"  {notebook.name}")
+    else:
+        parser.print_help()
+        return 2
     return 0
 
 

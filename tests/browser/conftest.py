@@ -181,6 +181,26 @@ _KERNEL_IDLE = """() => {
 }"""
 
 
+_OUTPUT_TEXTS = """() => {
+  const visible = (html) => {
+    const doc = new DOMParser().parseFromString(html, 'text/html');
+    doc.querySelectorAll('script, style').forEach(e => e.remove());
+    return doc.body.textContent || '';
+  };
+  const join = (v) => [].concat(v || []).join('');
+  return window.jupyterapp.shell.currentWidget.content.widgets
+    .filter(c => c.model.type === 'code')
+    .flatMap(c => c.model.outputs.toJSON())
+    .map(o => {
+      if (o.output_type === 'stream') return join(o.text);
+      if (o.output_type === 'error') return o.ename + ': ' + o.evalue;
+      const data = o.data || {};
+      if (data['text/html']) return visible(join(data['text/html']));
+      return join(data['text/plain']);
+    });
+}"""
+
+
 @dataclass
 class LabPage:
     """One notebook open in JupyterLab, in its own browser page."""
@@ -219,6 +239,48 @@ class LabPage:
             timeout=TIMEOUT_MS,
         )
         self.wait_idle()
+
+    def open_tutorial(self, stem: str, **overrides: Any) -> str:
+        """Copy a tutorial into the lab with its toy sizes (the nbmake mocks), open it, wait.
+
+        ``overrides`` change parameters beyond the mocks (e.g. more epochs, so that a run
+        lasts long enough for the live plot's once-a-second power samples).
+        """
+        import nbformat
+
+        from workbench.tutorials import _override_source
+
+        (path,) = (REPO / "notebooks").glob(f"{stem}*.ipynb")
+        nb = nbformat.read(path, as_version=4)
+        for index, cell in enumerate(nb.cells):
+            mocks = cell.get("metadata", {}).get("nbmake", {}).get("mock")
+            if cell.cell_type == "code" and mocks:
+                source = _override_source({**mocks, **overrides})
+                nb.cells.insert(index + 1, nbformat.v4.new_code_cell(source))
+                break
+        nbformat.write(nb, self.lab.root / path.name)
+        self.name = path.name
+        self.page.goto(
+            f"{self.lab.url}/lab/workspaces/{path.stem}/tree/{path.name}?reset&token={self.lab.token}"
+        )
+        self.page.wait_for_function(
+            """(name) => {
+                const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                return !!w && !!w.context && w.context.path === name && !!w.content.widgets.length;
+            }""",
+            arg=path.name,
+            timeout=TIMEOUT_MS,
+        )
+        self.wait_idle()
+        return path.name
+
+    def output_texts(self) -> list[str]:
+        """The text of every output of the open notebook, as a reader sees it.
+
+        Read from the notebook's model (JupyterLab renders only the cells near the viewport):
+        stream text, errors, and HTML as its visible text (no scripts or styles).
+        """
+        return list(self.page.evaluate(_OUTPUT_TEXTS))
 
     def wait_idle(self, timeout_ms: int = TIMEOUT_MS) -> None:
         self.page.wait_for_function(_KERNEL_IDLE, timeout=timeout_ms)

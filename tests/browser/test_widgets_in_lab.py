@@ -35,9 +35,18 @@ def test_map_renders_and_a_drawn_rectangle_clips_the_cube(lab_page):
     lab_page.run_all()
     overlay = page.wait_for_selector(".leaflet-container img.leaflet-image-layer", state="visible")
     page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=overlay)
-    page.wait_for_selector(".leaflet-container path.leaflet-interactive")  # the footprint
+    page.wait_for_selector(".leaflet-overlay-pane path.leaflet-interactive")  # the footprint
     page.wait_for_selector(".leaflet-draw-draw-rectangle")
     assert page.locator(".leaflet-tile").count() == 0  # no basemap tiles offline
+    # the offline context: coastlines, borders and graticule lines drawn under the data, and
+    # the graticule's labels; the colour legend names the variable
+    context = page.locator(".leaflet-wb-context-pane path")
+    page.wait_for_function(
+        "() => document.querySelectorAll('.leaflet-wb-context-pane path').length >= 3"
+    )
+    assert all(len(d) > 20 for d in context.evaluate_all("ps => ps.map(p => p.getAttribute('d'))"))
+    assert page.locator(".wb-graticule-label").count() >= 2
+    assert "reflectance" in page.locator(".wb-legend").inner_text()
     lab_page.screenshot("map_rendered", page.locator(".leaflet-container"))
 
     # draw over the middle half of the preview image, as a user would
@@ -50,7 +59,7 @@ def test_map_renders_and_a_drawn_rectangle_clips_the_cube(lab_page):
     page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
     page.mouse.move(x1, y1, steps=5)
     page.mouse.up()
-    page.wait_for_selector(".leaflet-container path.leaflet-interactive >> nth=1")
+    page.wait_for_selector(".leaflet-overlay-pane path.leaflet-interactive >> nth=1")
     page.wait_for_function(
         "() => [...document.querySelectorAll('.wb-aoi-status')]"
         ".some(e => e.textContent.includes('AOI: W'))"
@@ -124,10 +133,21 @@ def test_gallery_shows_the_thumbnails_and_a_click_reaches_the_kernel(lab_page):
     )
     assert thumbs.count() == 12
     assert page.locator(".wb-gallery-title").inner_text().startswith("12 of 80 chips")
+    # the location view: a locator (1 km scene) and the chips' map, both over the base map
+    maps = page.locator(".wb-gallery-location svg")
+    assert maps.count() == 2
+    locator_paths = maps.nth(0).locator(".wb-coastlines path, .wb-countries path")
+    assert all(len(d) > 50 for d in locator_paths.evaluate_all(
+        "ps => ps.map(p => p.getAttribute('d') || '')"
+    ))  # fmt: skip
+    assert maps.nth(1).locator(".wb-chip").count() == 12
+    assert maps.nth(0).locator("text").count() >= 3  # graticule labels
     lab_page.screenshot("gallery", page.locator(".wb-gallery"))
 
     page.locator(".wb-gallery .wb-thumb").nth(2).click()
     page.wait_for_selector(".wb-gallery .wb-thumb.wb-selected >> nth=0")
+    page.wait_for_selector(".wb-gallery-location .wb-chip.wb-selected[data-position='2']")
+    assert page.locator(".wb-gallery-location .wb-chip.wb-selected").count() == 1
     bounds = page.wait_for_selector(".wb-gallery-info dd[data-field='bounds']")
     assert bounds.inner_text().startswith("W 14.5")
     lab_page.screenshot("gallery_selected", page.locator(".wb-gallery"))

@@ -50,7 +50,11 @@ def m(era_map):
 
 def test_map_draws_footprint_and_offline_preview(m, era):
     kinds = [type(layer).__name__ for layer in m.layers]
-    assert kinds == ["ImageOverlay", "GeoJSON"]  # no TileLayer: nothing fetched from the internet
+    # no TileLayer: nothing fetched from the internet; context under the data, outlines on top
+    assert kinds == ["Polyline", "Polyline", "LayerGroup", "ImageOverlay", "GeoJSON"]
+    assert [layer.name for layer in m.layers] == [
+        "coastlines", "countries", "graticule", "preview", "footprint"
+    ]  # fmt: skip
     assert m.preview_layer.url.startswith("data:image/png;base64,")
     (south, west), (north, east) = m.preview_layer.bounds
     assert (west, south, east, north) == pytest.approx(era.wb.bounds)
@@ -69,8 +73,11 @@ def test_map_draws_footprint_and_offline_preview(m, era):
 def test_basemap_is_opt_in(era):
     with_tiles = AOIMap(era, basemap=True, preview=False)
     kinds = [type(layer).__name__ for layer in with_tiles.layers]
-    assert kinds == ["TileLayer", "GeoJSON"]
+    assert kinds == ["TileLayer", "Polyline", "Polyline", "LayerGroup", "GeoJSON"]
     assert with_tiles.preview_layer is None
+    assert with_tiles.legend is None
+    bare = AOIMap(era, preview=False, context=False)
+    assert [type(layer).__name__ for layer in bare.layers] == ["GeoJSON"]
 
 
 def test_drawing_updates_traits_and_observers(m):
@@ -239,3 +246,84 @@ def test_show_chips_draws_utm_chips_as_their_true_quadrilaterals():
             return self.inner.selector(i)
 
     assert geojson_mod.chip_polygons(ViewWithoutGrid(chips), range(len(chips))) == rings
+
+
+def _lines_near(layer, bounds, pad=0.5):
+    west, south, east, north = bounds
+    points = [p for line in layer.locations for p in line]
+    return [
+        (lat, lon)
+        for lat, lon in points
+        if west - pad <= lon <= east + pad and south - pad <= lat <= north + pad
+    ]
+
+
+def test_context_layers_show_the_real_coast_and_borders_offline():
+    """Over the UK: Natural Earth's coastline runs through the cube, borders are nearby."""
+    ds = era5_like(time=1, lat=48, lon=52)  # (-10, 50, 3, 62)
+    ds = ds.assign_coords(lat=np.linspace(61.875, 50.125, 48), lon=np.linspace(-10.875, 1.875, 52))
+    m = ds.wb.map()
+    layers = {layer.name: layer for layer in m.layers}
+    coast = _lines_near(layers["coastlines"], (-5.5, 53.0, -5.0, 58.0))  # west coast of Scotland
+    assert len(coast) > 20
+    # the Irish border (Northern Ireland / Ireland) crosses about 7.3-8.2 W, 54.0-55.2 N
+    border = _lines_near(layers["countries"], (-8.2, 54.0, -6.0, 55.2), pad=0.0)
+    assert border
+    # all layers are drawn beneath the data: context panes are under Leaflet's overlay pane
+    assert m.panes["wb-context"]["zIndex"] < 400
+    assert layers["coastlines"].pane == layers["countries"].pane == "wb-context"
+    assert m.panes["wb-context"]["pointerEvents"] == "none"
+
+
+def test_graticule_is_labelled_inside_the_initial_view(era_map):
+    group = next(layer for layer in era_map.layers if layer.name == "graticule")
+    labels = [layer for layer in group.layers if type(layer).__name__ == "Marker"]
+    texts = [marker.title for marker in labels]
+    assert any(t.endswith("W") for t in texts)
+    assert any(t.endswith("N") for t in texts)
+    assert all("°" in t for t in texts)
+    # labels lie in what the map shows first, which frames the data with a margin
+    west = era_map.footprint.bounds[0]
+    lons = [m.location[1] for m in labels]
+    assert min(lons) < west
+    assert max(lons) > west
+
+
+def test_initial_view_frames_the_data_with_its_surroundings(era):
+    context = pytest.importorskip("workbench.widgets._context")
+    m = AOIMap(era, preview=False)
+    view = context.view_bounds(m.center, m.zoom, aoi_mod._MAP_SIZE_PX)
+    west, south, east, north = era.wb.bounds
+    assert view[0] < west
+    assert view[2] > east
+    assert view[1] < south
+    assert view[3] > north
+    # the data still fills a good part of it
+    assert (east - west) / (view[2] - view[0]) > 0.25
+
+
+def test_legend_states_variable_units_and_range():
+    ds = era5_like(time=2, lat=16, lon=24)
+    ds.t2m.attrs.update(units="K", long_name="2 metre temperature")
+    m = ds.wb.map()
+    text = m.legend.value
+    assert "t2m (2 metre temperature)" in text
+    assert "[K]" in text
+    shown = ds.t2m.isel(time=0).values
+    lo, hi = np.nanpercentile(shown, [2, 98])
+    low_text = text.split('wb-legend-min">')[1].split("<")[0]
+    high_text = text.split('wb-legend-max">')[1].split("<")[0]
+    assert float(low_text.replace(",", "")) == pytest.approx(lo, rel=0.02)
+    assert float(high_text.replace(",", "")) == pytest.approx(hi, rel=0.02)
+
+
+def test_an_aoi_given_up_front_is_outlined_and_returned(era):
+    m = era.wb.map(aoi=(-6.0, 52.0, -2.0, 55.0), preview=False)
+    assert m.aoi["bbox"] == [-6.0, 52.0, -2.0, 55.0]
+    assert [f["geometry"] for f in m.draw_control.data] == [m.geojson["geometry"]]
+    browser_draw(m, rect(-8.0, 51.0, -7.0, 53.0))  # a drawn shape replaces it
+    assert m.aoi["bbox"] == [-8.0, 51.0, -7.0, 53.0]
+    with pytest.raises(AOIError, match="aoi must be"):
+        era.wb.map(aoi="somewhere", preview=False)
+    with pytest.raises(AOIError, match="unknown context layer"):
+        era.wb.map(context=["rivers"], preview=False)

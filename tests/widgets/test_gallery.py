@@ -145,3 +145,32 @@ def test_gallery_from_cupy_chips_renders_on_the_device(batch):
     on_gpu = ChipGallery.from_arrays(cp.asarray(batch), bands=[0, 1, 2])
     on_cpu = ChipGallery.from_arrays(batch, bands=[0, 1, 2])
     assert on_gpu.images == on_cpu.images
+
+
+def test_location_view_draws_the_context_and_every_shown_chip():
+    import xml.etree.ElementTree as ET
+
+    ChipGallery = gallery_mod.ChipGallery
+    ds = era5_like(time=2, lat=32, lon=48)  # (-10, 50, 2, 58): big enough for one map
+    chips = ds.wb.chips({"time": 1, "lat": 8, "lon": 8})
+    g = ChipGallery.from_chips(chips, n=6)
+    root = ET.fromstring(f"<root>{g.location}</root>")
+    maps = root.findall("{http://www.w3.org/2000/svg}svg")
+    assert len(maps) == 1
+    svg = g.location
+    assert 'class="wb-coastlines"' in svg
+    assert 'class="wb-countries"' in svg
+    assert 'class="wb-graticule"' in svg
+    assert "°W" in svg  # labelled
+    assert all(f'data-position="{i}"' in svg for i in range(len(g.images)))
+    coast = root.find(".//{http://www.w3.org/2000/svg}g[@class='wb-coastlines']/")
+    assert len(coast.get("d")) > 200  # Britain and Ireland's coasts are in this window
+
+    tiny = s2_like(time=1, y=100, x=100)  # a 1 km scene: a locator map comes first
+    g2 = ChipGallery.from_chips(tiny.wb.chips({"time": 1, "y": 50, "x": 50}), n=4)
+    maps = ET.fromstring(f"<root>{g2.location}</root>").findall("{http://www.w3.org/2000/svg}svg")
+    assert len(maps) == 2
+    assert 'class="wb-marker"' in g2.location
+
+    plain = ChipGallery.from_arrays(np.zeros((2, 1, 4, 4)))
+    assert plain.location == ""

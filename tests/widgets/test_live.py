@@ -454,3 +454,23 @@ def test_without_anywidget_the_view_is_the_holoviews_layout():
     assert "anywidget is not installed" in out
     assert "pip install 'workbench[jupyter]'" in out
     assert "later cell" in out
+
+
+def test_loss_panel_draws_training_curves_and_validation_points():
+    """Training loss per step and validation per epoch, per engine, in one rendered panel."""
+    live = LivePlot(background=False, interval=0.25, clock=Clock())
+    plot = _render(live)
+    for rank in (0, 1):
+        for i in range(4):
+            live.update(ev(i, 1.0 + 0.1 * i, rank=rank, loss=1.0 / (i + 1)))
+        live.update(
+            StepEvent(step=4, samples=16, nbytes=0, t=1.5, duration=0.05, loss=0.3, rank=rank,
+                      kind="val")
+        )  # fmt: skip
+    live.flush()
+    fig = _figures(plot)["wb-liveplot-loss"]
+    sizes = sorted(len(r.data_source.data.get("loss", [])) for r in fig.renderers)
+    assert [n for n in sizes if n] == [1, 1, 4, 4]  # 2 engines x (train curve, val points)
+    assert fig.title.text == "loss: 0.3 (last step)"
+    assert live.samples_per_s > 0  # validation events do not count as training throughput
+    assert live.meter.snapshot().samples == 2 * 4 * 32

@@ -131,7 +131,8 @@ class ChipBatches:
         Order without shuffling: tile by tile (each tile decoded once), or chip index order.
     window : int, optional
         Tiles whose chips are interleaved when shuffling a store; default: as many as fit
-        in half of ``chunk_cache_bytes``.
+        in a quarter of ``chunk_cache_bytes`` (the staged window, the next one, and the
+        tiles being decoded all fit in the budget).
     cache_bytes : int, optional
         Bound of decoded tiles held; ``workbench.options`` ``chunk_cache_bytes`` by default.
     dtype : "auto", None or dtype
@@ -192,7 +193,7 @@ class ChipBatches:
         self._reader: TileReader | None = None
         self._reader_pid = -1
         reader = self.reader
-        self.window = int(window or max(1, (reader.cache_bytes // 2) // max(reader.tile_bytes, 1)))
+        self.window = int(window or max(1, (reader.cache_bytes // 4) // max(reader.tile_bytes, 1)))
         self._tiles = reader.tile_of(chips.grid.origins(chips.ids))
         self.last_stats: dict[str, Any] = {}
 

@@ -5,7 +5,9 @@ a second ``get`` of a key being loaded (by a prefetch thread or another caller) 
 for that load instead of decoding again. Eviction is least-recently-used and only
 drops the cache's reference: a caller holding a value keeps it alive. A prefetched
 tile is not evicted before its first ``get`` (a decode is never wasted); callers keep
-prefetching within the bound (see :class:`~workbench.chips.stream.ChipStream`).
+prefetching within the bound (see :class:`~workbench.chips.stream.ChipStream`). Memory the
+caller holds for the same stream (staged chips) is :meth:`~TileCache.reserve`-d against the
+bound, so tiles make room for it.
 
 Examples
 --------
@@ -52,7 +54,9 @@ class TileCache:
     hits : int
         Number of ``get`` calls served from the cache.
     peak_bytes : int
-        Highest number of bytes held at once.
+        Highest number of tile bytes held at once.
+    peak_total_bytes : int
+        Highest number of tile bytes plus reserved bytes at once.
     """
 
     def __init__(self, loader: Callable[[Hashable], list[Any]], max_bytes: int) -> None:
@@ -64,9 +68,11 @@ class TileCache:
         self._unused: set[Hashable] = set()  # prefetched, not yet asked for: not evicted
         self._awaited: set[Hashable] = set()  # asked for while loading
         self.nbytes = 0
+        self.reserved = 0
         self.loads = 0
         self.hits = 0
         self.peak_bytes = 0
+        self.peak_total_bytes = 0
         self.load_counts: dict[Hashable, int] = {}
 
     def keys(self) -> list[Hashable]:
@@ -125,14 +131,30 @@ class TileCache:
             self.load_counts[key] = self.load_counts.get(key, 0) + 1
             self.peak_bytes = max(self.peak_bytes, self.nbytes)
             self._evict(keep=key)
+            self.peak_total_bytes = max(self.peak_total_bytes, self.nbytes + self.reserved)
         future.set_result(value)
+
+    def reserve(self, nbytes: int) -> None:
+        """Count ``nbytes`` held elsewhere for this stream against the bound.
+
+        Tiles make room for it when the next one is stored (tiles held now may be the ones
+        the reserved memory is about to be filled from).
+        """
+        with self._lock:
+            self.reserved += int(nbytes)
+            self.peak_total_bytes = max(self.peak_total_bytes, self.nbytes + self.reserved)
+
+    def release(self, nbytes: int) -> None:
+        """Return bytes counted by :meth:`reserve` (they were let go)."""
+        with self._lock:
+            self.reserved = max(0, self.reserved - int(nbytes))
 
     def _evict(self, keep: Hashable) -> None:
         """Drop least recently used entries above the bound (never ``keep``, unused prefetches)."""
-        if self.nbytes <= self.max_bytes:
+        if self.nbytes + self.reserved <= self.max_bytes:
             return
         for old in list(self._data):
-            if self.nbytes <= self.max_bytes:
+            if self.nbytes + self.reserved <= self.max_bytes:
                 break
             if old == keep or old in self._unused:
                 continue
@@ -221,13 +243,17 @@ class TileCache:
         return True
 
     def stats(self) -> dict[str, int]:
-        """Counters: ``loads``, ``hits``, ``nbytes``, ``peak_bytes``, ``max_bytes``."""
+        """Return the counters: loads, hits, bytes held and their peaks, the bound.
+
+        ``peak_bytes`` counts tiles, ``peak_total_bytes`` tiles and reserved bytes.
+        """
         with self._lock:
             return {
                 "loads": self.loads,
                 "hits": self.hits,
                 "nbytes": self.nbytes,
                 "peak_bytes": self.peak_bytes,
+                "peak_total_bytes": self.peak_total_bytes,
                 "max_bytes": self.max_bytes,
                 "max_loads_per_tile": max(self.load_counts.values(), default=0),
             }

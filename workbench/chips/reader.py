@@ -180,6 +180,7 @@ class TileReader:
         for key in keys:
             tlo, thi = self.tile_box(int(key))
             cut = (slice(None),) * axis + (slice(tlo[axis] - lo[axis], thi[axis] - lo[axis]),)
+            # a tile owns its memory, so evicting it frees it (a view would pin the whole run)
             out.append([a[cut] for a in whole])
         return out
 
@@ -187,9 +188,10 @@ class TileReader:
     def run_length(self) -> int:
         """Tiles read together in storage order (neighbours along the last dim).
 
-        At most ``max_run``, and a run fits in a quarter of the cache.
+        At most ``max_run``, and a run fits in an eighth of the cache (a run is read whole
+        by a reader thread before its tiles go into the cache).
         """
-        fit = int(self.cache_bytes // 4 // max(self.tile_bytes, 1))
+        fit = int(self.cache_bytes // 8 // max(self.tile_bytes, 1))
         return max(1, min(self.max_run, self.tile_counts[-1], fit))
 
     def run_of(self, tiles: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.int64]]:

@@ -86,7 +86,7 @@ class ChipStream:
     groups : sequence of sequences of int, optional
         Variable indices of each output array (default: one output with all variables).
     lookahead_bytes : int, optional
-        Bytes of tiles decoded ahead of use (default: half the reader's cache).
+        Bytes of tiles decoded ahead of use (default: a quarter of the reader's cache).
     """
 
     def __init__(
@@ -105,7 +105,7 @@ class ChipStream:
         self.chip = reader.grid.sizes
         self.stride = reader.grid.strides
         self.lookahead_bytes = int(
-            lookahead_bytes if lookahead_bytes is not None else reader.cache_bytes // 2
+            lookahead_bytes if lookahead_bytes is not None else reader.cache_bytes // 4
         )
 
     def _cut(
@@ -233,6 +233,7 @@ class ChipStream:
             return plans[i]
 
         pending: list[list[Any]] = []
+        held: list[int] = []  # bytes of each pending segment, reserved in the tile cache
         offset = 0  # rows of pending[0] already emitted
         queued = 0  # rows staged and not yet emitted
         ahead = 0
@@ -251,11 +252,13 @@ class ChipStream:
         try:
             for i in range(len(spans)):
                 # stage ahead while the segments not yet emitted fit in the lookahead and cache
+                # (staged arrays are reserved in the cache: with the tiles being decoded for
+                # them, at most the cache's bound; see the memory note of ChipSet)
                 while ahead < len(spans) and (
                     ahead <= i
                     or (
                         fits(i + 1, ahead, self.lookahead_bytes)
-                        and fits(i, ahead, reader.cache_bytes)
+                        and fits(i, ahead, reader.cache_bytes // 2)
                     )
                 ):
                     futures[ahead] = self._stage(xp, *plan_for(ahead)[:3])
@@ -265,18 +268,28 @@ class ChipStream:
                     job.result()
                 plans.pop(i)
                 pending.append(staged)
+                held.append(_staged_bytes(staged))
                 queued += len(staged[0])
                 while queued >= batch_size:
                     batch, offset = _take(pending, offset, batch_size)
+                    self._release(held, len(pending))
                     queued -= batch_size
                     yield batch
             if queued:
                 batch, offset = _take(pending, offset, queued)
+                self._release(held, len(pending))
                 yield batch
         finally:
-            for _, jobs in futures.values():
+            for staged, jobs in futures.values():
                 for job in jobs:
                     job.cancel()
+                reader.cache.release(_staged_bytes(staged))
+            self._release(held, 0)
+
+    def _release(self, held: list[int], still_pending: int) -> None:
+        """Release the reservations of the segments no longer pending (fully handed out)."""
+        while len(held) > still_pending:
+            self.reader.cache.release(held.pop(0))
 
     def _stage(
         self,
@@ -291,6 +304,7 @@ class ChipStream:
             xp.empty((n, sum(self.channels[v] for v in g), *self.chip), dtype=dt)
             for g, dt in zip(self.groups, self.dtypes, strict=True)
         ]
+        self.reader.cache.reserve(_staged_bytes(outs))  # counted in the stream's budget
         parts = []
         for b in range(plan.tile.size):
             rows = np.flatnonzero(plan.block_of == b)  # contiguous: sorted by tile
@@ -341,6 +355,10 @@ class ChipStream:
             stride=self.stride,
             out=outs,
         )
+
+
+def _staged_bytes(arrays: list[Any]) -> int:
+    return int(sum(a.nbytes for a in arrays))
 
 
 def _take(pending: list[list[Any]], offset: int, count: int) -> tuple[list[Any], int]:

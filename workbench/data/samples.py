@@ -4,7 +4,7 @@ The tutorials, tests and benchmarks use real data (ERA5, Sentinel-2, Landsat, ..
 development checkout it sits beside the repository in ``../shared/data``; set
 ``WORKBENCH_DATA_DIR`` to point elsewhere. On Binder or a hub, where that folder does not
 exist, the tutorials fall back to a small excerpt shipped in ``notebooks/data/`` (see its
-``PROVENANCE.md``).
+``PROVENANCE.md``), which an installed package carries as ``workbench/_tutorials/data/``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ SAMPLES: dict[str, tuple[str | None, str | None]] = {
 }
 
 _REPO = Path(__file__).resolve().parents[2]
+#: Where the excerpt is: a checkout's notebooks/data, or the copy inside an installed package.
+_EXCERPTS = (
+    _REPO / "notebooks" / "data",
+    Path(__file__).resolve().parents[1] / "_tutorials" / "data",
+)
 
 
 def data_dir() -> Path | None:
@@ -89,10 +94,11 @@ def sample_path(name: str, *, excerpt_ok: bool = True) -> Path:
             return path
         tried.append(str(path))
     if excerpt and (excerpt_ok or not shared):
-        path = _REPO / "notebooks" / "data" / excerpt
-        if path.exists():
-            return path
-        tried.append(str(path))
+        for folder in _EXCERPTS:
+            path = folder / excerpt
+            if path.exists():
+                return path
+            tried.append(str(path))
     raise DataReadError(
         f"sample {name!r} not found (looked in {tried or 'no location'}). Put the shared data "
         "folder beside the repository (../shared/data) or set WORKBENCH_DATA_DIR to it."

@@ -36,7 +36,10 @@ Examples
 from __future__ import annotations
 
 import itertools
+import os
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -159,8 +162,28 @@ def _chunks_of(array: Any) -> _Chunks | None:
     return _ChunksV3(array, codecs)
 
 
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): a forked child makes its own
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Return the threads that decode the chunks of one box in parallel (one per CPU)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid():
+            workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+            pool = ThreadPoolExecutor(
+                max_workers=workers or os.cpu_count() or 1, thread_name_prefix="wb-zarr-decode"
+            )
+            _POOL = (os.getpid(), pool)
+        return _POOL[1]
+
+
 class BoxReader:
-    """Read boxes of one lazily opened Zarr variable, decoding chunks in the calling thread.
+    """Read boxes of one lazily opened Zarr variable without zarr's event loop.
+
+    A box of one chunk is decoded in the calling thread; the chunks of a larger box are
+    decoded in parallel by a small shared pool (one thread per CPU).
 
     Built by :func:`box_reader`; :meth:`read` gives what
     ``variable[box].values`` gives, value for value and dtype for dtype.
@@ -189,26 +212,40 @@ class BoxReader:
         ranges = [
             range(a // c, (b - 1) // c + 1) for a, b, c in zip(lo, hi, ch.chunks, strict=True)
         ]
-        for coords in itertools.product(*ranges):
-            start = [i * c for i, c in zip(coords, ch.chunks, strict=True)]
-            a = [max(x, s) for x, s in zip(lo, start, strict=True)]
-            b = [min(x, s + c) for x, s, c in zip(hi, start, ch.chunks, strict=True)]
-            dst = tuple(slice(p - x, q - x) for p, q, x in zip(a, b, lo, strict=True))
-            try:
-                encoded = ch.get(coords)
-                if encoded is None:
-                    out[dst] = ch.fill
-                    continue
-                src = tuple(slice(p - s, q - s) for p, q, s in zip(a, b, start, strict=True))
-                out[dst] = ch.decode(encoded)[src]
-            except Exception as exc:  # codecs raise RuntimeError, ValueError... of their own
-                key = ch.meta.encode_chunk_key(coords)
-                raise DataReadError(
-                    f"cannot decode variable {self.name!r}, chunk {'.'.join(map(str, coords))} "
-                    f"(key {key!r} in {ch.store}): {type(exc).__name__}: {exc}. The chunk is "
-                    "damaged or truncated: re-copy the store (or rewrite that variable)"
-                ) from exc
+        coords_list = list(itertools.product(*ranges))
+        if len(coords_list) == 1:
+            self._fill(out, lo, hi, coords_list[0])
+        else:  # the chunks of a box decode in parallel (codecs release the GIL), as zarr's do
+            list(_pool().map(lambda c: self._fill(out, lo, hi, c), coords_list))
         return self._decode_cf(out)
+
+    def _fill(
+        self,
+        out: np.ndarray[Any, Any],
+        lo: Sequence[int],
+        hi: Sequence[int],
+        coords: tuple[int, ...],
+    ) -> None:
+        """Decode chunk ``coords`` into its part of ``out`` (the box ``[lo, hi)``)."""
+        ch = self._chunks
+        start = [i * c for i, c in zip(coords, ch.chunks, strict=True)]
+        a = [max(x, s) for x, s in zip(lo, start, strict=True)]
+        b = [min(x, s + c) for x, s, c in zip(hi, start, ch.chunks, strict=True)]
+        dst = tuple(slice(p - x, q - x) for p, q, x in zip(a, b, lo, strict=True))
+        try:
+            encoded = ch.get(coords)
+            if encoded is None:
+                out[dst] = ch.fill
+                return
+            src = tuple(slice(p - s, q - s) for p, q, s in zip(a, b, start, strict=True))
+            out[dst] = ch.decode(encoded)[src]
+        except Exception as exc:  # codecs raise RuntimeError, ValueError... of their own
+            key = ch.meta.encode_chunk_key(coords)
+            raise DataReadError(
+                f"cannot decode variable {self.name!r}, chunk {'.'.join(map(str, coords))} "
+                f"(key {key!r} in {ch.store}): {type(exc).__name__}: {exc}. The chunk is "
+                "damaged or truncated: re-copy the store (or rewrite that variable)"
+            ) from exc
 
     def _decode_cf(self, data: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         for func in self._funcs:

@@ -6,18 +6,22 @@
 * **real**: load and compute, as training does.
 
 If the loader alone is slower than compute on synthetic data, training is input-bound, and
-adding devices will not make it faster. :func:`measure_modes` runs all three and says so.
-The module never imports torch: tensors are handled by duck typing.
+adding devices will not make it faster. :func:`measure_modes` runs all three and says so,
+and on how many steps its verdict rests: each mode runs at least ``steps`` steps and at
+least ``min_seconds`` (starting the loader again when it runs out), so a short loader or a
+fast step still gives a verdict worth reading. The module never imports torch: tensors are
+handled by duck typing.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from workbench._format import number, percent
 from workbench.metering._common import MeterConfigError
 from workbench.metering.events import StepEvent
 from workbench.metering.throughput import ThroughputMeter, ThroughputStats
@@ -29,6 +33,11 @@ __all__ = ["ModeReport", "measure_modes", "random_like", "batch_size_of"]
 
 MODES = ("io", "synthetic", "real")
 _KIND = {"io": "io", "synthetic": "synthetic", "real": "train"}
+_WHAT = {
+    "io": "loader only (IO)",
+    "synthetic": "compute on random data (synthetic)",
+    "real": "load + compute (real)",
+}
 
 
 def batch_size_of(batch: Any) -> int:
@@ -100,7 +109,12 @@ def random_like(batch: Any, seed: int = 0) -> Any:
 
 @dataclass(frozen=True)
 class ModeReport:
-    """Images (samples) per second in each mode, and whether training is input-bound."""
+    """Images (samples) per second in each mode, and whether training is input-bound.
+
+    ``verdict`` starts with the finding (``"input-bound: ..."``) and ends with what it rests
+    on (steps per mode, samples per step); ``steps`` is the smallest number of measured
+    steps of any mode.
+    """
 
     images_per_s: dict[str, float]
     stats: dict[str, ThroughputStats]
@@ -132,49 +146,87 @@ class ModeReport:
             ]
         ).set_index("mode")
 
+    def rows(self) -> list[dict[str, str]]:
+        """Return the table as text, one row per mode, with units in the headers."""
+        return [
+            {
+                "mode": _WHAT[m],
+                "images/s": number(self.images_per_s[m]),
+                "step time (ms)": number(1e3 * self.stats[m].step_time_s),
+                "waiting for data": percent(self.stats[m].data_wait_share),
+                "steps": str(self.stats[m].steps),
+            }
+            for m in self.images_per_s
+        ]
+
     def __repr__(self) -> str:
-        rates = ", ".join(f"{m} {v:,.1f}" for m, v in self.images_per_s.items())
-        return f"ModeReport(images/s: {rates}; {self.verdict})"
+        rows = self.rows()
+        heads = list(rows[0]) if rows else []
+        widths = {h: max(len(h), *(len(r[h]) for r in rows)) for h in heads}
+        lines = ["  ".join(h.ljust(widths[h]) for h in heads)]
+        lines += ["  ".join(r[h].rjust(widths[h]) if i else r[h].ljust(widths[h])
+                            for i, h in enumerate(heads)) for r in rows]  # fmt: skip
+        return "\n".join([self.verdict, *lines, *self.notes])
 
     def _repr_html_(self) -> str:
         import html
 
-        table = self.to_frame().to_html(float_format=lambda v: f"{v:,.3g}")
+        head, _, rest = self.verdict.partition(": ")
+        heads = list(self.rows()[0]) if self.rows() else []
+        th = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
+        body = "".join(
+            "<tr>"
+            + "".join(
+                f'<td style="text-align:{"left" if i == 0 else "right"}">{html.escape(v)}</td>'
+                for i, v in enumerate(row.values())
+            )
+            + "</tr>"
+            for row in self.rows()
+        )
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
         return (
-            f'<div class="wb-mode-report"><p><b>{html.escape(self.bound)}-bound</b>: '
-            f"{html.escape(self.verdict)}</p>{table}</div>"
+            f'<div class="wb-mode-report"><p><b>{html.escape(head)}</b>: {html.escape(rest)}</p>'
+            f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+            + (f"<ul>{notes}</ul>" if notes else "")
+            + "</div>"
         )
 
 
 def _verdict(rate: dict[str, float], wait: float, tol: float) -> tuple[str, str]:
     io, syn, real = (rate.get(m, math.nan) for m in MODES)
     if not (math.isfinite(io) and math.isfinite(syn)):
-        return "unknown", "run both the io and synthetic modes to tell what bounds training"
+        return (
+            "unknown",
+            "unknown: run both the io and synthetic modes to tell what bounds training",
+        )
     limit = min(io, syn)
     real_txt = ""
     if math.isfinite(real):
         real_txt = (
-            f"; real training runs at {real:,.1f} images/s ({real / limit:.0%} of the slower mode"
+            f"; real training runs at {number(real)} images/s ({percent(real / limit)} of the "
+            "slower mode"
         )
-        real_txt += f", {wait:.0%} of each step waiting for data)" if math.isfinite(wait) else ")"
+        real_txt += (
+            f", {percent(wait)} of each step waiting for data)" if math.isfinite(wait) else ")"
+        )
     if io < syn * (1 - tol):
         bound = "input"
         text = (
-            f"input-bound: the loader alone delivers {io:,.1f} images/s, compute on synthetic "
-            f"data takes {syn:,.1f}{real_txt}. Speed up input (more loader workers, "
+            f"input-bound: the loader alone delivers {number(io)} images/s, compute on synthetic "
+            f"data takes {number(syn)}{real_txt}. Speed up input (more loader workers, "
             "chunk-aligned chips, GPU-direct reads) before adding compute"
         )
     elif syn < io * (1 - tol):
         bound = "compute"
         text = (
-            f"compute-bound: compute on synthetic data takes {syn:,.1f} images/s, the loader "
-            f"alone delivers {io:,.1f}{real_txt}. Faster input will not help; scale compute"
+            f"compute-bound: compute on synthetic data takes {number(syn)} images/s, the loader "
+            f"alone delivers {number(io)}{real_txt}. Faster input will not help; scale compute"
         )
     else:
         bound = "balanced"
         text = (
-            f"balanced: loader {io:,.1f} and compute {syn:,.1f} images/s are within "
-            f"{tol:.0%}{real_txt}"
+            f"balanced: loader {number(io)} and compute {number(syn)} images/s are within "
+            f"{percent(tol)}{real_txt}"
         )
     if math.isfinite(real) and real < 0.8 * limit:
         text += (
@@ -190,6 +242,8 @@ def measure_modes(
     *,
     steps: int = 20,
     warmup: int = 2,
+    min_seconds: float = 1.0,
+    max_steps: int | None = None,
     modes: Sequence[str] = MODES,
     synthetic: Any = None,
     sync: Callable[[], Any] | None = None,
@@ -199,15 +253,24 @@ def measure_modes(
 ) -> ModeReport:
     """Measure images/s with IO only, synthetic data only, and real data (Frontier, Fig. 1).
 
+    Each mode runs ``warmup`` unmeasured steps, then measured steps until it has at least
+    ``steps`` of them *and* they took at least ``min_seconds`` (up to ``max_steps``); a
+    loader that runs out is iterated again (another epoch), and the report notes it. The
+    verdict says how many steps it rests on.
+
     Parameters
     ----------
     step_fn : callable
         One training step on a batch (forward, backward, optimizer step).
     loader : iterable
         Re-iterable source of batches (a list, a ``DataLoader``, ``chips.to_torch(...)``);
-        iterated once per mode, so a one-shot iterator is refused.
+        iterated once or more per mode, so a one-shot iterator is refused.
     steps, warmup : int
-        Measured steps per mode, after ``warmup`` unmeasured ones.
+        Measured steps per mode (at least), after ``warmup`` unmeasured ones.
+    min_seconds : float
+        Measured time per mode (at least), so that fast steps are timed over enough of them.
+    max_steps : int, optional
+        Most measured steps per mode (default ``max(steps, 1000)``).
     modes : sequence of {"io", "synthetic", "real"}
         Which modes to run, in order.
     synthetic : batch, optional
@@ -231,14 +294,21 @@ def measure_modes(
     --------
     >>> import numpy as np
     >>> batches = [np.ones((16, 3, 8, 8), dtype="float32") for _ in range(6)]
-    >>> rep = measure_modes(lambda x: float((x * 2).sum()), batches, steps=4, warmup=1)
+    >>> rep = measure_modes(lambda x: float((x * 2).sum()), batches, steps=4, warmup=1,
+    ...                     min_seconds=0)
     >>> sorted(rep.images_per_s), rep.batch_size, rep.bound in {"input", "compute", "balanced"}
     (['io', 'real', 'synthetic'], 16, True)
+    >>> rep.verdict.split(": ")[0] in {"input-bound", "compute-bound", "balanced"}
+    True
+    >>> rep.verdict.endswith("(4 measured steps per mode of 16 samples each)")
+    True
     """
-    if steps < 1 or warmup < 0:
+    if steps < 1 or warmup < 0 or min_seconds < 0:
         raise MeterConfigError(
-            f"need steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}"
+            f"need steps >= 1, warmup >= 0 and min_seconds >= 0, got steps={steps}, "
+            f"warmup={warmup}, min_seconds={min_seconds}"
         )
+    cap = max(steps, max_steps if max_steps is not None else 1000)
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise MeterConfigError(f"unknown mode(s) {bad}; choose from {list(MODES)}")
@@ -249,28 +319,38 @@ def measure_modes(
         )
     first: list[Any] = []
 
-    def next_batch(it: Any) -> Any:
-        b = next(it)
-        if not first:
-            first.append(b)
-        return b
+    def batches() -> Iterator[Any]:
+        """Yield the loader's batches, pass after pass, counting the passes."""
+        while True:
+            passes[0] += 1
+            empty = True
+            for b in loader:
+                empty = False
+                if not first:
+                    first.append(b)
+                yield b
+            if empty:
+                return
 
-    meters, rates, seen_bs = {}, {}, 0
+    meters, rates, notes = {}, {}, []
+    sizes: set[int] = set()
+    passes = [0]
     for mode in modes:
         meter = ThroughputMeter()
+        passes[0] = 0
         syn = None
         if mode == "synthetic":
             if synthetic is None and not first:
-                try:
-                    next_batch(iter(loader))
-                except StopIteration:
-                    raise MeterConfigError("loader yielded no batch: nothing to measure") from None
+                next(batches(), None)
+                if not first:
+                    raise MeterConfigError("loader yielded no batch: nothing to measure")
             syn = synthetic if synthetic is not None else random_like(first[0])
-        it = iter(loader) if mode != "synthetic" else None
-        for i in range(warmup + steps):
+        it = batches() if mode != "synthetic" else None
+        measured, busy, i = 0, 0.0, 0
+        while measured < cap and (measured < steps or busy < min_seconds):
             t0 = time.perf_counter()
             try:
-                batch = syn if it is None else next_batch(it)
+                batch = syn if it is None else next(it)
             except StopIteration:
                 break
             t1 = time.perf_counter()
@@ -279,15 +359,18 @@ def measure_modes(
                 if sync is not None:
                     sync()
             t2 = time.perf_counter() if mode != "io" else t1
-            if i < warmup:
+            i += 1
+            if i <= warmup:
                 continue
             n = batch_size_of(batch)
-            seen_bs = seen_bs or n
+            sizes.add(n)
             event = StepEvent(
-                step=i - warmup, samples=n, nbytes=_nbytes(batch), t=time.time(),
+                step=measured, samples=n, nbytes=_nbytes(batch), t=time.time(),
                 duration=t2 - t0, data_wait=t1 - t0, rank=rank, kind=_KIND[mode],
             )  # fmt: skip
             meter.update(event)
+            measured += 1
+            busy += t2 - t0
             for cb in callbacks:
                 cb(event)
         stats = meter.snapshot()
@@ -296,13 +379,23 @@ def measure_modes(
                 f"mode {mode!r}: the loader yielded no batch after {warmup} warm-up step(s); "
                 "give a longer loader or fewer warmup steps"
             )
+        if passes[0] > 1:
+            notes.append(
+                f"mode {mode!r}: the loader ran out and was iterated {passes[0]} times to "
+                f"measure {stats.steps} steps"
+            )
         meters[mode] = stats
         rates[mode] = stats.samples / stats.busy_s if stats.busy_s > 0 else math.inf
     wait = meters["real"].data_wait_share if "real" in meters else math.nan
     bound, verdict = _verdict(rates, wait, tolerance)
-    notes = tuple(
-        f"mode {m!r} measured {s.steps} of {steps} steps (loader ran out)"
-        for m, s in meters.items()
-        if s.steps < steps
+    measured_min = min(s.steps for s in meters.values())
+    counts = {s.steps for s in meters.values()}
+    per_mode = (
+        f"{measured_min} measured steps per mode"
+        if len(counts) == 1
+        else f"{measured_min} to {max(counts)} measured steps per mode"
     )
-    return ModeReport(rates, meters, bound, verdict, seen_bs, steps, notes)
+    lo, hi = min(sizes), max(sizes)
+    samples = f"{hi}" if lo == hi else f"{lo} to {hi}"
+    verdict += f" ({per_mode} of {samples} samples each)"
+    return ModeReport(rates, meters, bound, verdict, hi, measured_min, tuple(notes))

@@ -12,7 +12,6 @@ Examples
 from __future__ import annotations
 
 import dataclasses
-import html
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -240,20 +239,9 @@ class TrainResult:
         )
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
-            f"<td>{html.escape(_fmt(v))}</td></tr>"
-            for k, v in self.summary().items()
-        )
-        return f"<table><caption>TrainResult {html.escape(self.name)}</caption>{rows}</table>"
+        from workbench.training.comparison_view import result_html
 
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, int) and not isinstance(v, bool):
-        return f"{v:,}"
-    return str(v)
+        return result_html(self)
 
 
 class Comparison(Mapping[str, TrainResult]):
@@ -307,8 +295,18 @@ class Comparison(Mapping[str, TrainResult]):
                 df["val_loss_x"] = df["val_loss"] / df.loc[base, "val_loss"]
         return df.reset_index(drop=True)
 
+    def report(self, baseline: str | None = None) -> Any:
+        """Return the table formatted for reading (units, no NaN/inf) with a bar chart.
+
+        See :class:`~workbench.training.comparison_view.ComparisonTable`; indexing it reaches
+        the numbers of :meth:`table`.
+        """
+        from workbench.training.comparison_view import ComparisonTable
+
+        return ComparisonTable(self.table(baseline), baseline)
+
     def _repr_html_(self) -> str:
-        return str(self.table().to_html(index=False, float_format=lambda v: f"{v:.4g}"))
+        return str(self.report()._repr_html_())
 
     def __repr__(self) -> str:
-        return f"Comparison({list(self._results)})" if not self._results else str(self.table())
+        return f"Comparison({list(self._results)})" if not self._results else repr(self.report())

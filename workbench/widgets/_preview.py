@@ -18,10 +18,19 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from workbench.chips.render import PreviewError, array_namespace, encode_png, render
+from workbench.chips.render import PreviewError, array_namespace, encode_png, render, to_host
 from workbench.widgets._chipmeta import pick_bands
 
-__all__ = ["Footprint", "footprint", "select_field", "warp_to_lonlat", "preview_png"]
+__all__ = [
+    "Footprint",
+    "Preview",
+    "footprint",
+    "select_field",
+    "warp_to_lonlat",
+    "stretch_limits",
+    "preview_image",
+    "preview_png",
+]
 
 _BAND_DIMS = ("band", "bands", "channel", "channels", "spectral_band")
 _MAX_LAT = 85.05112878
@@ -251,6 +260,87 @@ def warp_to_lonlat(
     return out, fp.bounds
 
 
+def stretch_limits(
+    values: Any,
+    stretch: str | tuple[float, float] = "percentile",
+    percentiles: tuple[float, float] = (2.0, 98.0),
+) -> list[tuple[float, float]]:
+    """Return the ``(low, high)`` values a stretch maps to 0 and 1, per channel of ``(C, H, W)``.
+
+    The same rule as :func:`workbench.chips.render.stretch` for one image: percentiles (linear
+    interpolation, NaN ignored), min/max, fixed limits, or ``(0, 1)`` for ``"none"``.
+
+    Examples
+    --------
+    >>> stretch_limits(np.arange(101, dtype=np.float32).reshape(1, 1, 101))
+    [(2.0, 98.0)]
+    """
+    host = np.asarray(to_host(values), dtype=np.float64)
+    if isinstance(stretch, tuple | list) and not isinstance(stretch, str):
+        return [(float(stretch[0]), float(stretch[1]))] * host.shape[0]
+    if stretch == "none":
+        return [(0.0, 1.0)] * host.shape[0]
+    qs = (0.0, 100.0) if stretch == "minmax" else percentiles
+    out = []
+    for channel in host.reshape(host.shape[0], -1):
+        finite = channel[np.isfinite(channel)]
+        if finite.size == 0:
+            out.append((math.nan, math.nan))
+        else:
+            lo, hi = np.percentile(finite, qs)
+            out.append((float(lo), float(hi)))
+    return out
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A rendered map preview: the PNG, where it goes, and what its colours mean.
+
+    Attributes
+    ----------
+    png : bytes
+    bounds : tuple of float
+        ``(west, south, east, north)`` the image spans.
+    limits : list of (float, float)
+        Data values drawn as the lowest and highest colour, per drawn channel.
+    names : list of str
+        The drawn channels.
+    """
+
+    png: bytes
+    bounds: tuple[float, float, float, float]
+    limits: list[tuple[float, float]]
+    names: list[str]
+
+
+def preview_image(
+    field: xr.DataArray,
+    channels: list[int],
+    fp: Footprint,
+    *,
+    size: int = 512,
+    stretch: str | tuple[float, float] = "percentile",
+    cmap: str = "viridis",
+) -> Preview:
+    """Render a field warped to lon/lat (transparent off the data), with its colour limits.
+
+    A single channel is stretched between limits computed once here, so the legend states
+    exactly what the colours show; an RGB composite keeps one stretch per channel.
+    """
+    warped, bounds = warp_to_lonlat(field, fp, size)
+    drawn = warped[channels]
+    limits = stretch_limits(drawn, stretch)
+    how: str | tuple[float, float] = stretch
+    if len(channels) == 1 and all(math.isfinite(v) for v in limits[0]):
+        lo, hi = limits[0]
+        how = (lo, hi) if hi > lo else (lo, lo + 1.0)
+    image = render(warped[None], channels, how, cmap)
+    band_dim = field.dims[0]
+    labels = [str(v) for v in field[band_dim].values] if band_dim in field.coords else []
+    names = [labels[c] if c < len(labels) else str(c) for c in channels]
+    return Preview(encode_png(image[0]), bounds, limits, names)
+
+
 def preview_png(
     field: xr.DataArray,
     channels: list[int],
@@ -261,6 +351,5 @@ def preview_png(
     cmap: str = "viridis",
 ) -> tuple[bytes, tuple[float, float, float, float]]:
     """Render a field warped to lon/lat as a PNG (transparent off the data), with its bounds."""
-    warped, bounds = warp_to_lonlat(field, fp, size)
-    image = render(warped[None], channels, stretch, cmap)
-    return encode_png(image[0]), bounds
+    shown = preview_image(field, channels, fp, size=size, stretch=stretch, cmap=cmap)
+    return shown.png, shown.bounds

@@ -1,12 +1,17 @@
 """``AOIMap``: draw an area of interest over a cube, offline (``ds.wb.map()``).
 
 The map (an :class:`ipyleaflet.Map`) shows the cube's footprint and a preview image of the
-data, warped to lon/lat in the kernel and sent as a PNG data URL: no tile server is needed,
-so it works without internet. A basemap is off by default (``basemap=True`` adds
-OpenStreetMap tiles when the browser can reach them). The draw control (rectangle and
-polygon) keeps one AOI, mirrored in the traits :attr:`AOIMap.geojson` and
-:attr:`AOIMap.bbox`, which other code can ``.observe``, and in :attr:`AOIMap.aoi`, a GeoJSON
-Feature with a ``bbox`` member that ``ds.wb.clip(map.aoi)`` takes.
+data, warped to lon/lat in the kernel and sent as a PNG data URL, with a colour legend
+(variable, units, range). Under it, an offline base map gives the sense of place: Natural
+Earth coastlines and country borders and a labelled graticule, packaged with workbench
+(layers ``"coastlines"``, ``"countries"``, ``"graticule"``; see
+:mod:`workbench.widgets.basemap`). No tile server is needed, so it works without internet;
+tiles are opt-in (``basemap=True`` adds OpenStreetMap tiles when the browser can reach them).
+The initial view frames the data with its surroundings. The draw control (rectangle and
+polygon) keeps one AOI, always outlined on the map (also one given with ``aoi=``), mirrored
+in the traits :attr:`AOIMap.geojson` and :attr:`AOIMap.bbox`, which other code can
+``.observe``, and in :attr:`AOIMap.aoi`, a GeoJSON Feature with a ``bbox`` member that
+``ds.wb.clip(map.aoi)`` takes.
 
 Examples
 --------
@@ -14,6 +19,8 @@ Examples
 >>> from workbench.data.synthetic import era5_like
 >>> ds = era5_like(time=2, lat=16, lon=24)
 >>> m = ds.wb.map()
+>>> [layer.name for layer in m.layers]
+['coastlines', 'countries', 'graticule', 'preview', 'footprint']
 >>> m.bbox = (-6.0, 52.0, -2.0, 55.0)       # or draw it in the browser
 >>> m.aoi["geometry"]["type"], m.aoi["bbox"]
 ('Polygon', [-6.0, 52.0, -2.0, 55.0])
@@ -31,9 +38,11 @@ import xarray as xr
 
 from workbench._optional import lazy_import
 from workbench.errors import AOIError
+from workbench.widgets._context import PANES, context_layers, legend_html, view_bounds
 from workbench.widgets._display import fallback_text, format_bounds, png_data_url
 from workbench.widgets._geojson import bbox_feature, check_bbox, chip_polygons, feature_bounds
-from workbench.widgets._preview import footprint, preview_png, select_field
+from workbench.widgets._preview import footprint, preview_image, select_field
+from workbench.widgets.basemap import LAYERS
 
 if TYPE_CHECKING:
     import ipyleaflet
@@ -52,8 +61,12 @@ _CHIP_STYLE = {"color": "#f5f5f5", "weight": 1, "opacity": 0.9, "fill": False}
 _MAP_SIZE_PX = (760, 420)  # width, height used to pick the initial zoom
 
 
-def _initial_view(bounds: Sequence[float]) -> tuple[list[float], int]:
+def _initial_view(bounds: Sequence[float], margin: float = 0.3) -> tuple[list[float], float]:
+    """Centre and zoom that show ``bounds`` with ``margin`` x their extent around each side."""
     west, south, east, north = bounds
+    dx, dy = (east - west) * margin, (north - south) * margin
+    west, east = max(-180.0, west - dx), min(180.0, east + dx)
+    south, north = max(-85.0, south - dy), min(85.0, north + dy)
     merc = [
         math.log(math.tan(math.pi / 4 + math.radians(max(min(v, 85.0), -85.0)) / 2))
         for v in (south, north)
@@ -62,7 +75,7 @@ def _initial_view(bounds: Sequence[float]) -> tuple[list[float], int]:
     width, height = _MAP_SIZE_PX
     zx = math.log2(width * 360.0 / (256.0 * max(east - west, 1e-9)))
     zy = math.log2(height * 2 * math.pi / (256.0 * max(merc[1] - merc[0], 1e-9)))
-    zoom = int(max(1, min(18, math.floor(min(zx, zy)))))
+    zoom = max(1.0, min(18.0, math.floor(4 * min(zx, zy)) / 4))  # the map snaps to quarters
     return [center_lat, (west + east) / 2], zoom
 
 
@@ -88,6 +101,13 @@ class AOIMap(ipyleaflet.Map):  # type: ignore[misc]
         Whether to draw the data preview at all (the footprint is always drawn).
     preview_size : int
         Longest edge of the preview image in pixels.
+    opacity : float
+        Opacity of the preview (the context lines show faintly through the data).
+    aoi : (west, south, east, north), GeoJSON Feature or geometry, optional
+        The AOI to start with (outlined, replaced by anything drawn); e.g. a default region
+        that ``map.aoi`` returns when nothing is drawn.
+    context : bool or sequence of {"coastlines", "countries", "graticule"}
+        The offline base-map layers to draw under the data (default: all three).
     basemap : bool, str or ipyleaflet basemap, optional
         ``None``/``False`` (default): none, as tiles need internet; ``True``: OpenStreetMap;
         or an :mod:`ipyleaflet.basemaps` entry.
@@ -104,6 +124,10 @@ class AOIMap(ipyleaflet.Map):  # type: ignore[misc]
         ``(west, south, east, north)`` of the AOI; set it to draw a rectangle.
     footprint : workbench.widgets._preview.Footprint
         The cube's outline, CRS and lon/lat bounds.
+    context_layers : list
+        The base-map layers (named ``"coastlines"``, ``"countries"``, ``"graticule"``).
+    legend : ipywidgets.HTML or None
+        The preview's colour legend (variable, units, range).
 
     Raises
     ------
@@ -125,6 +149,9 @@ class AOIMap(ipyleaflet.Map):  # type: ignore[misc]
         cmap: str = "viridis",
         preview: bool = True,
         preview_size: int = 512,
+        opacity: float = 0.85,
+        aoi: Any = None,
+        context: bool | Sequence[str] = True,
         basemap: Any = None,
         crs: Any = None,
         **kwargs: Any,
@@ -134,22 +161,39 @@ class AOIMap(ipyleaflet.Map):  # type: ignore[misc]
         kwargs.setdefault("center", center)
         kwargs.setdefault("zoom", zoom)
         kwargs.setdefault("scroll_wheel_zoom", True)
+        kwargs.setdefault("zoom_snap", 0.25)
         kwargs.setdefault("layout", ipywidgets.Layout(height=f"{_MAP_SIZE_PX[1]}px"))
+        kwargs["panes"] = {**PANES, **kwargs.get("panes", {})}
         super().__init__(layers=tuple(_basemap_layers(basemap)), **kwargs)
         self.footprint = fp
         self._obj: Any = obj
         self._chip_layer: Any = None
         self._syncing = False
         self.preview_layer: Any = None
+        self.legend: Any = None
+        wanted = (*LAYERS, "graticule") if context is True else tuple(context or ())
+        unknown = sorted(set(wanted) - {*LAYERS, "graticule"})
+        if unknown:
+            raise AOIError(
+                f"unknown context layer(s) {unknown}; choose from {[*LAYERS, 'graticule']}"
+            )
+        view = view_bounds(self.center, float(self.zoom), _MAP_SIZE_PX)
+        self.context_layers = context_layers(fp.bounds, view, wanted) if wanted else []
+        for layer in self.context_layers:
+            self.add(layer)
         if preview:
             field, channels = select_field(obj, fp, variable, bands, isel)
-            png, (west, south, east, north) = preview_png(
+            shown = preview_image(
                 field, channels, fp, size=preview_size, stretch=stretch, cmap=cmap
             )
+            west, south, east, north = shown.bounds
             self.preview_layer = ipyleaflet.ImageOverlay(
-                url=png_data_url(png), bounds=((south, west), (north, east)), name="preview"
-            )
+                url=png_data_url(shown.png), bounds=((south, west), (north, east)),
+                name="preview", opacity=opacity,
+            )  # fmt: skip
             self.add(self.preview_layer)
+            self.legend = ipywidgets.HTML(value=_legend(field, shown, cmap))
+            self.add(ipyleaflet.WidgetControl(widget=self.legend, position="topright"))
         self.footprint_layer = ipyleaflet.GeoJSON(
             data=fp.geojson(), style=_FOOTPRINT_STYLE, name="footprint"
         )
@@ -164,6 +208,9 @@ class AOIMap(ipyleaflet.Map):  # type: ignore[misc]
         self.status = ipywidgets.HTML(value=self._status_html())
         self.add(ipyleaflet.WidgetControl(widget=self.status, position="bottomleft"))
         self.add(ipyleaflet.ScaleControl(position="bottomright", imperial=False))
+        self.add(ipyleaflet.LayersControl(position="topright"))
+        if aoi is not None:
+            self.geojson = _as_feature(aoi)
 
     # -- the AOI --------------------------------------------------------------------
     @property
@@ -341,6 +388,34 @@ class _Guard:
 
     def __exit__(self, *exc: object) -> None:
         self.owner._syncing = self.outer
+
+
+def _as_feature(aoi: Any) -> dict[str, Any]:
+    """Turn an initial AOI (bbox, GeoJSON Feature/geometry, shapely geometry) into a Feature."""
+    if hasattr(aoi, "__geo_interface__"):
+        aoi = aoi.__geo_interface__
+    if isinstance(aoi, Mapping):
+        return dict(aoi)
+    if isinstance(aoi, Sequence) and not isinstance(aoi, str) and len(aoi) == 4:
+        return bbox_feature(aoi)
+    raise AOIError(
+        f"aoi must be (west, south, east, north), a GeoJSON Feature or geometry, got {aoi!r}"
+    )
+
+
+def _legend(field: xr.DataArray, shown: Any, cmap: str) -> str:
+    """Return the preview's legend: the variable's name (and long name), units and range."""
+    attrs = field.attrs
+    name = str(field.name) if field.name is not None else "data"
+    long_name = attrs.get("long_name") or attrs.get("standard_name")
+    title = f"{name} ({long_name})" if long_name and long_name != name else name
+    index = {d: str(field[d].values) for d in field.coords if field[d].ndim == 0}
+    when = index.get("time") or next(iter(index.values()), None)
+    note = when[:19].replace("T", " ").removesuffix(" 00:00:00") if when else None
+    single = len(shown.limits) == 1
+    return legend_html(
+        title, attrs.get("units"), shown.limits, cmap if single else None, shown.names, note
+    )
 
 
 def _basemap_layers(basemap: Any) -> list[Any]:

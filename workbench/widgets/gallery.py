@@ -4,7 +4,11 @@ Thumbnails travel to the browser as PNG bytes in a ``List(Bytes)`` trait (binary
 buffers, never base64). They are rendered by :mod:`workbench.chips.render` on the chips'
 own device (CuPy on a GPU, NumPy otherwise) and only the ``uint8`` pixels are copied to
 the host for PNG encoding. Clicking a thumbnail sets :attr:`ChipGallery.selected`, and the
-kernel-side :attr:`ChipGallery.info` then says where and when that chip is.
+kernel-side :attr:`ChipGallery.info` then says where and when that chip is. Beside the
+thumbnails, a location view (:attr:`ChipGallery.location`, an SVG map drawn offline over
+Natural Earth coastlines, borders and a labelled graticule) shows the data's footprint and
+every shown chip, the selected one highlighted; data smaller than 2 degrees also gets a
+locator map of its surroundings.
 
 Examples
 --------
@@ -30,6 +34,7 @@ import numpy as np
 
 from workbench._optional import lazy_import
 from workbench.chips.render import PreviewError, encode_pngs, render
+from workbench.errors import WorkbenchError
 from workbench.widgets._chipmeta import chip_batch, chip_details, chip_summary, pick_bands
 from workbench.widgets._display import fallback_text, format_bounds, png_data_url, png_size
 
@@ -74,6 +79,9 @@ class ChipGallery(anywidget.AnyWidget):
         What is known about the selected thumbnail (``{}`` when none is selected): its
         ``meta``, ``label`` and ``position``, plus, for chips, lon/lat ``bounds`` and
         ``time`` computed by the kernel on selection (synced, so the browser shows them).
+    location : str
+        The location view as SVG (``""`` for chips without georeferencing); each chip
+        outline has ``data-position`` set to its thumbnail's position.
 
     Raises
     ------
@@ -91,6 +99,7 @@ class ChipGallery(anywidget.AnyWidget):
     thumb_size = traitlets.Int(96).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
     info = traitlets.Dict().tag(sync=True)
+    location = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
         self,
@@ -223,6 +232,7 @@ class ChipGallery(anywidget.AnyWidget):
             meta=meta, **kwargs,
         )  # fmt: skip
         gallery.details = lambda index: chip_details(chips, index)
+        gallery.location = _location(chips, picked)
         return gallery
 
     # -- state ----------------------------------------------------------------------
@@ -302,6 +312,22 @@ class ChipGallery(anywidget.AnyWidget):
             )
         head = f"<h3>{html.escape(self.title)}</h3>" if self.title else ""
         return f'<div style="display:flex;flex-wrap:wrap;gap:4px">{head}{"".join(cells)}</div>'
+
+
+def _location(chips: Any, picked: np.ndarray) -> str:
+    """Return the location view of the picked chips (``""`` when they are not georeferenced)."""
+    from workbench.widgets._preview import footprint
+    from workbench.widgets._svgmap import location_svg
+
+    obj = getattr(chips, "obj", None)
+    if obj is None:
+        return ""
+    try:
+        fp = footprint(obj)
+        boxes = [tuple(float(v) for v in chips.bounds(int(i))) for i in picked]
+    except WorkbenchError:
+        return ""
+    return location_svg(fp.bounds, footprint=fp.ring, boxes=boxes)
 
 
 def _describe(meta: dict[str, Any]) -> str:

@@ -475,7 +475,7 @@ class LivePlot:
             "power": template("power", "power_w", "W"),
             "co2": template("co2", "co2_g", "gCO2eq (cumulative)"),
         }
-        loss_tmpl = hv.NdOverlay({}, kdims="curve").opts(
+        loss_tmpl = hv.Overlay([hv.Curve((np.zeros(0), np.zeros(0)), "t", "loss")]).opts(
             hooks=[named("loss")], width=440, height=260, xlabel="seconds", ylabel="loss",
             framewise=True, legend_position="top_right",
         )  # fmt: skip
@@ -488,19 +488,21 @@ class LivePlot:
             return curves(data, "samples_per_s", label, tmpls["throughput"])
 
         def loss(data: dict[str, np.ndarray]) -> Any:
-            items: dict[str, Any] = {}
+            # an Overlay, not an NdOverlay: training curves and validation points mixed
+            items: list[Any] = []
             for r in np.unique(data["rank"]):
                 for val, make, what in ((0.0, hv.Curve, "train"), (1.0, hv.Scatter, "val")):
                     m = (data["rank"] == r) & (data["val"] == val)
                     if m.any():
-                        items[f"engine {int(r)} {what}"] = make(
-                            (data["t"][m], data["loss"][m]), "t", "loss"
+                        label = f"engine {int(r)} {what}"
+                        items.append(
+                            make((data["t"][m], data["loss"][m]), "t", "loss", label=label)
                         )
             if not items:
-                items["train"] = hv.Curve((np.zeros(0), np.zeros(0)), "t", "loss")
+                items.append(hv.Curve((np.zeros(0), np.zeros(0)), "t", "loss"))
             last = data["loss"][-1] if len(data["loss"]) else math.nan
             label = f"loss: {last:.4g} (last step)" if math.isfinite(last) else "loss"
-            return hv.NdOverlay(items, kdims="curve", label=label, id=loss_tmpl.id)
+            return hv.Overlay(items, label=label, id=loss_tmpl.id)
 
         def power(data: dict[str, np.ndarray]) -> Any:
             watts, co2 = last_total(data, "power_w"), last_total(data, "co2_g")

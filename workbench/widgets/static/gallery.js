@@ -30,8 +30,32 @@ function render({ model, el }) {
   grid.className = "wb-gallery-grid";
   const info = document.createElement("div");
   info.className = "wb-gallery-info";
-  el.append(title, grid, info);
+  const where = document.createElement("div");
+  where.className = "wb-gallery-location";
+  const body = document.createElement("div");
+  body.className = "wb-gallery-body";
+  body.append(grid, where);
+  el.append(title, body, info);
   let urls = [];
+
+  function drawLocation() {
+    // The kernel draws the map (SVG from numbers only); parse it as SVG, never as HTML.
+    where.replaceChildren();
+    const svg = model.get("location") || "";
+    if (!svg) return;
+    const doc = new DOMParser().parseFromString(`<div xmlns="http://www.w3.org/2000/svg">${svg}</div>`, "image/svg+xml");
+    for (const map of doc.documentElement.querySelectorAll(":scope > svg")) {
+      where.append(document.importNode(map, true));
+    }
+    highlight();
+  }
+
+  function highlight() {
+    const sel = model.get("selected");
+    for (const shape of where.querySelectorAll("[data-position]")) {
+      shape.classList.toggle("wb-selected", Number(shape.dataset.position) === sel);
+    }
+  }
 
   function select(i) {
     model.set("selected", model.get("selected") === i ? null : i);
@@ -45,6 +69,7 @@ function render({ model, el }) {
     for (const fig of grid.children) {
       fig.classList.toggle("wb-selected", Number(fig.dataset.position) === sel);
     }
+    highlight();
     info.replaceChildren();
     if (sel === null || sel === undefined || sel >= grid.children.length) {
       info.textContent = "Click a thumbnail to see where and when it is.";
@@ -109,7 +134,9 @@ function render({ model, el }) {
   model.on("change:meta", showInfo);
   model.on("change:selected", showInfo);
   model.on("change:info", showInfo);
+  model.on("change:location", drawLocation);
   draw();
+  drawLocation();
   return () => urls.forEach((u) => URL.revokeObjectURL(u));
 }
 
