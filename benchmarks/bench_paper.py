@@ -136,6 +136,72 @@ def _findings(rows: list[dict[str, Any]], ratios: dict[str, Any], what: str) -> 
     return lines
 
 
+def _seed_spread(task: Any, settings: dict[str, Any], seeds: tuple[int, ...]) -> dict[str, Any]:
+    """Held-out error of one model and of the ensemble over seeds (init and data order).
+
+    Both in local processes, no network: how much of a difference between strategies one
+    seed can make. The ensemble is trained in lockstep on one worker (the same training as
+    one model after another).
+    """
+    import dataclasses
+
+    import torch
+
+    from workbench.cluster import LocalProcessLauncher, TrainRequest, launch_training
+    from workbench.cluster.experiment import run_single
+    from workbench.cluster.spec import PartitionSpec
+
+    data = torch.utils.data.TensorDataset(
+        torch.from_numpy(task.train.x), torch.from_numpy(task.train.y)
+    )
+    out: dict[str, list[float]] = {"single": [], "partitioned": []}
+    for seed in seeds:
+        model = _reinit(task.model, seed)
+        seeded = dataclasses.replace(task, model=model)
+        run = {**settings, "seed": seed}
+        out["single"].append(run_single(seeded, run)["held_out_error"])
+        request = TrainRequest(
+            model=model, train_data=data, loss_fn=task.loss_fn, targets=task.targets,
+            strategy="partitioned", engines=1, geocodes=list(task.train.codes),
+            partition=PartitionSpec("geohash", 4), checkpoint=False, **run,
+        )  # fmt: skip
+        launcher = LocalProcessLauncher(n=1)
+        try:
+            result = launch_training(request, launcher)
+        finally:
+            launcher.close()
+        out["partitioned"].append(task.score(result, task.held_out, 4)[0]["held_out_error"])
+    return {
+        "seeds": list(seeds),
+        **{
+            name: {"median": statistics.median(v), "min": min(v), "max": max(v), "runs": v}
+            for name, v in out.items()
+        },
+    }
+
+
+def _spread_line(spread: dict[str, Any]) -> str:
+    single, part = spread["single"], spread["partitioned"]
+    return (
+        f"water clarity, local processes, seeds {spread['seeds']}: held-out MSE of one model "
+        f"{single['min']:.4g}..{single['max']:.4g}, of the ensemble "
+        f"{part['min']:.4g}..{part['max']:.4g}."
+    )
+
+
+def _reinit(model: Any, seed: int) -> Any:
+    import copy
+
+    import torch
+
+    torch.manual_seed(seed)
+    fresh = copy.deepcopy(model)
+    for module in fresh.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    return fresh
+
+
 def _water(quick: bool) -> dict[str, Any]:
     from workbench.cluster.experiment import PAPER_STRATEGIES
     from workbench.cluster.paper import run_grid, task_diagnostics, water_host_task
@@ -159,8 +225,10 @@ def _water(quick: bool) -> dict[str, Any]:
     keys = ["duration_s", "bytes_on_links", "held_out_error", "bytes_by_class",
             "hook_bytes_exchanged", "models", "train_s"]  # fmt: skip
     ratios = _ratios(rows, staging)
+    spread = _seed_spread(task, settings, seeds=(0, 1) if quick else (0, 1, 2))
     return {
         "task": {**task_diagnostics(task), "name": task.name, "prepare_s": prep},
+        "seed_spread": spread,
         "settings": {
             **settings,
             "model": type(task.model).__name__,
@@ -170,7 +238,7 @@ def _water(quick: bool) -> dict[str, Any]:
         "staging": staging,
         "table": rows,
         "ratios": ratios,
-        "findings": _findings(rows, ratios, "water clarity"),
+        "findings": [*_findings(rows, ratios, "water clarity"), _spread_line(spread)],
         "startup_s": [r["network"]["startup_s"] for r in grid["runs"]],
     }
 
