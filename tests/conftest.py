@@ -26,3 +26,17 @@ def artifacts_dir() -> Path:
     path = Path(os.environ.get("WORKBENCH_ARTIFACTS", ROOT / "artifacts"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def ipython_shell():
+    """The IPython test shell of this process (a real ``InteractiveShell``, no kernel).
+
+    ``IPython.testing.globalipapp.get_ipython`` starts it on its first call and returns None on
+    later ones, so every test module asks for it here.
+    """
+    pytest.importorskip("IPython")
+    from IPython.core.getipython import get_ipython as current_shell
+    from IPython.testing.globalipapp import get_ipython
+
+    return current_shell() or get_ipython() or current_shell()

@@ -10,7 +10,6 @@ torch = pytest.importorskip(
 pytest.importorskip("IPython")
 
 from IPython.core.error import UsageError
-from IPython.testing.globalipapp import get_ipython
 
 from workbench.geo import HashRing
 from workbench.training.result import Comparison, TrainResult
@@ -28,8 +27,8 @@ loss_fn = torch.nn.functional.mse_loss
 
 
 @pytest.fixture(scope="module")
-def ip():
-    shell = get_ipython()
+def ip(ipython_shell):
+    shell = ipython_shell
     shell.run_line_magic("load_ext", "workbench")
     yield shell
     shell.run_line_magic("unload_ext", "workbench")

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TUTORIALS = [ROOT / "notebooks" / f"0{i}" for i in range(1, 6)]
-NOTEBOOKS = [next(p.parent.glob(f"{p.name}_*.ipynb")) for p in TUTORIALS]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

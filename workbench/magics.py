@@ -48,6 +48,7 @@ from workbench._optional import lazy_import
 from workbench.cluster.ipp import IpyparallelCluster
 from workbench.cluster.launch import LocalProcessLauncher, find_launcher
 from workbench.cluster.orchestrate import launch_training
+from workbench.cluster.schedulers import LAUNCHERS, WaitProgress, scheduler
 from workbench.cluster.spec import ClusterSpec, PartitionSpec, TrainRequest
 from workbench.errors import LaunchError, WorkbenchError
 from workbench.metering.carbon import EstimateMeter
@@ -141,10 +142,19 @@ def launch_args(f: Any) -> Any:
             ),
             ma.argument(
                 "--launcher",
-                choices=["ipyparallel", "local"],
+                type=_train_launcher,
                 default="ipyparallel",
-                help="ipyparallel engines (default; started on loopback if none) "
-                "or fresh local processes",
+                metavar="{ipyparallel,local}",
+                help="ipyparallel engines (default: the %%cluster's; started on loopback if "
+                "none) or fresh local processes. Engines of a batch scheduler come from "
+                "%%cluster start --launcher slurm|pbs|sge|lsf|htcondor|mpi|ssh",
+            ),
+            ma.argument(
+                "--interface",
+                default=None,
+                metavar="NAME",
+                help="network interface of the DDP/FSDP rendezvous and of gloo/NCCL "
+                "(default: the cluster's --interface; loopback on one host)",
             ),
             ma.argument(
                 "--timeout",
@@ -154,6 +164,170 @@ def launch_args(f: Any) -> Any:
             ),
         ],
     )
+
+
+def _train_launcher(text: str) -> str:
+    if text.lower() in ("ipyparallel", "local"):
+        return text.lower()
+    if text.lower() in LAUNCHERS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} launches engines: start them with %cluster start --launcher {text.lower()} "
+            "-n N, then %%train trains on them (--launcher is ipyparallel or local)"
+        )
+    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose ipyparallel or local)")
+
+
+def _engine_launcher(text: str) -> str:
+    try:
+        return scheduler(text).name
+    except LaunchError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def cluster_args(f: Any) -> Any:
+    """Add the options of ``%cluster``: where engines run, the batch job, waiting, addressing."""
+    return _apply(
+        f,
+        [
+            ma.argument(
+                "action", choices=["start", "connect", "status", "stop"], help="what to do"
+            ),
+            ma.argument_group("Engines (start)"),
+            ma.argument(
+                "-n", "--engines", type=_positive(int), default=None, help="engines (default 2)"
+            ),
+            ma.argument(
+                "--launcher",
+                type=_engine_launcher,
+                default=None,
+                metavar="NAME",
+                help=f"engine launcher: {', '.join(LAUNCHERS)} (ipyparallel's; default: the "
+                "profile's, else local)",
+            ),
+            ma.argument("--queue", "--partition", dest="queue", default=None, help="batch queue"),
+            ma.argument("--account", default=None, help="account charged for the job"),
+            ma.argument(
+                "--time-limit",
+                "--time",
+                dest="time_limit",
+                default=None,
+                metavar="TIME",
+                help="time limit of the job: minutes, H:MM:SS or D-HH:MM:SS",
+            ),
+            ma.argument(
+                "--gpus-per-engine", type=_positive(int), default=None, metavar="N", help="GPUs"
+            ),
+            ma.argument(
+                "--cpus-per-engine",
+                type=_positive(int),
+                default=None,
+                metavar="N",
+                help="CPUs (and torch threads) per engine",
+            ),
+            ma.argument(
+                "--directive",
+                action="append",
+                default=[],
+                metavar="LINE",
+                help="extra job-script directive, e.g. --directive=--qos=debug (repeatable)",
+            ),
+            ma.argument(
+                "--ip",
+                default=None,
+                help="controller address (default loopback; 0.0.0.0 listens everywhere and "
+                "advertises the host's reachable address)",
+            ),
+            ma.argument(
+                "--hosts",
+                type=_positive(int),
+                default=None,
+                metavar="N",
+                help="N engines as hosts in network namespaces, links shaped (needs root)",
+            ),
+            ma.argument(
+                "--rate",
+                type=_positive(float),
+                default=None,
+                metavar="MBIT",
+                help="with --hosts: rate of every link, Mbit/s (default 1000)",
+            ),
+            ma.argument_group("Start and connect"),
+            ma.argument(
+                "--profile",
+                default=None,
+                help="IPython profile: its ipcluster_config.py and security/ folder",
+            ),
+            ma.argument("--profile-dir", default=None, help="profile folder"),
+            ma.argument(
+                "--timeout",
+                type=_positive(float),
+                default=None,
+                help="seconds to wait for engines to register (default 120)",
+            ),
+            ma.argument(
+                "--interface",
+                default=None,
+                metavar="NAME",
+                help="network interface of the cluster: the controller's address, the DDP "
+                "rendezvous, GLOO_SOCKET_IFNAME/NCCL_SOCKET_IFNAME",
+            ),
+            ma.argument_group("Connect"),
+            ma.argument("--cluster-id", default=None, help="cluster id within the profile"),
+            ma.argument(
+                "--wait",
+                type=_positive(int),
+                default=None,
+                metavar="N",
+                help="wait until N engines have registered (with progress, up to --timeout)",
+            ),
+        ],
+    )
+
+
+#: ``%cluster`` options by the actions they apply to (others are refused, never ignored).
+_CLUSTER_OPTIONS = {
+    "engines": ("start",),
+    "launcher": ("start",),
+    "queue": ("start",),
+    "account": ("start",),
+    "time_limit": ("start",),
+    "gpus_per_engine": ("start",),
+    "cpus_per_engine": ("start",),
+    "directive": ("start",),
+    "ip": ("start",),
+    "hosts": ("start",),
+    "rate": ("start",),
+    "profile": ("start", "connect"),
+    "profile_dir": ("start", "connect"),
+    "timeout": ("start", "connect"),
+    "interface": ("start", "connect"),
+    "cluster_id": ("connect",),
+    "wait": ("connect",),
+}
+
+
+class _WaitDisplay:
+    """One updating line while ``%cluster`` waits for engines (at most one update a second)."""
+
+    def __init__(self, label: str, every_s: float = 1.0) -> None:
+        ipy_display: Any = lazy_import("IPython.display")
+        self._display, self._pretty = ipy_display.display, ipy_display.Pretty
+        self.label = label
+        self.every_s = every_s
+        self.handle: Any = None
+        self.t = 0.0
+        self.shown = ""
+
+    def __call__(self, progress: WaitProgress) -> None:
+        key = f"{progress.registered}|{progress.job}"
+        if key == self.shown and time.monotonic() - self.t < self.every_s:
+            return
+        self.shown, self.t = key, time.monotonic()
+        text = self._pretty(f"{self.label}: {progress}")
+        if self.handle is None:
+            self.handle = self._display(text, display_id=True)
+        else:
+            self.handle.update(text)
 
 
 def strategy_args(f: Any) -> Any:
@@ -375,66 +549,121 @@ class WorkbenchMagics(Magics):
 
     # -- %cluster ------------------------------------------------------------------------------
     @magic_arguments()
-    @argument("action", choices=["start", "connect", "status", "stop"], help="what to do")
-    @argument("-n", "--engines", type=_positive(int), default=2, help="start: engines")
-    @argument("--ip", default="127.0.0.1", help="start: controller address (default loopback)")
-    @argument(
-        "--hosts",
-        type=_positive(int),
-        default=None,
-        help="start: N engines as namespaced hosts on a shaped network (needs root)",
-    )
-    @argument("--rate", type=_positive(float), default=1000.0, help="start --hosts: link Mbit/s")
-    @argument("--profile", default=None, help="connect: IPython profile name")
-    @argument("--profile-dir", default=None, help="start/connect: profile folder")
-    @argument("--cluster-id", default=None, help="connect: cluster id within the profile")
+    @cluster_args
     @line_magic
     def cluster(self, line: str) -> Any:
-        """Start local engines, connect to a cluster, show its status, or stop it.
+        """Start engines (local or a batch job), connect to a cluster, show its status, stop it.
 
-        ``%cluster start -n 2`` starts a controller on 127.0.0.1 and 2 engines with a private
-        profile folder; ``%cluster connect --profile NAME`` attaches to a running cluster;
-        ``%cluster status`` returns engines, hosts, pids and queues; ``%cluster stop`` stops a
-        cluster started here (or disconnects from another). ``%cluster start --hosts 4 --rate
-        100`` starts 4 engines as hosts in network namespaces, their links shaped to 100 Mbit/s
+        ``%cluster start -n 2`` starts a controller on 127.0.0.1 and 2 local engines with a
+        private profile folder. ``%cluster start --launcher slurm -n 4 --partition gpu
+        --time-limit 1:00:00 --gpus-per-engine 1`` submits the engines as a Slurm job (also
+        ``pbs``, ``sge``, ``lsf``, ``htcondor``, ``mpi``, ``ssh``) and waits for them with
+        progress, up to ``--timeout`` seconds; ``--profile NAME`` uses a profile's launcher
+        configuration and ``security/`` folder. ``%cluster connect --profile NAME --wait 4``
+        attaches to a running cluster and waits for 4 engines; ``%cluster status`` returns the
+        engines (host, pid, batch job, state), dropping dead ones; ``%cluster stop`` stops a
+        cluster started here (its job included) or disconnects from another. After the
+        engines died (a walltime kill), ``%cluster start``/``connect`` replace the cluster.
+        ``%cluster start --hosts 4 --rate 100`` starts 4 engines as hosts in network
+        namespaces, their links shaped to 100 Mbit/s
         (:class:`~workbench.cluster.hosts.HostCluster`; needs root).
         """
         args = ma.parse_argstring(cast(Any, self).cluster, line)
-        if args.action == "start" and args.hosts is not None:
-            if self.active is not None:
-                raise UsageError("a cluster is already active: %cluster stop first")
-            from workbench.cluster.hosts import HostCluster
-
-            try:
-                self.active = HostCluster.start(args.hosts, rate_mbit=args.rate)
-            except WorkbenchError as exc:
-                raise UsageError(str(exc)) from exc
-            print(f"started {args.hosts} hosts at {args.rate:g} Mbit/s: {self.active!r}")
-            return None
-        if args.action == "start":
-            if self.active is not None:
-                raise UsageError("a cluster is already active: %cluster stop first")
-            spec = ClusterSpec(n=args.engines, ip=args.ip, profile_dir=args.profile_dir)
-            self.active = IpyparallelCluster.start(spec)
-            print(f"started {args.engines} engines on {args.ip}: {self.active.engine_ids()}")
-            return None
-        if args.action == "connect":
-            if self.active is not None:
-                raise UsageError("a cluster is already active: %cluster stop first")
-            spec = ClusterSpec(
-                profile=args.profile, profile_dir=args.profile_dir, cluster_id=args.cluster_id
-            )
-            self.active = IpyparallelCluster.connect(spec)
-            print(f"connected to engines {self.active.engine_ids()}")
-            return None
+        given = [k for k, v in vars(args).items() if k in _CLUSTER_OPTIONS and v not in (None, [])]
+        wrong = [k for k in given if args.action not in _CLUSTER_OPTIONS[k]]
+        if wrong:
+            flags = ", ".join("--" + k.replace("_", "-") for k in wrong)
+            raise UsageError(f"{flags} does not apply to %cluster {args.action}")
+        if args.action in ("start", "connect"):
+            return self._cluster_up(args)
         if self.active is None:
             if args.action == "status":
-                return {"engines": [], "owned": False, "note": "no cluster: %cluster start -n 2"}
+                return {
+                    "engines": [],
+                    "owned": False,
+                    "note": "no cluster: %cluster start -n 2 (local engines), %cluster start "
+                    "--launcher slurm -n 2 (a batch job), or %cluster connect --profile NAME",
+                }
             raise UsageError("no active cluster to stop")
         if args.action == "status":
             return self.active.status()
         self.active.stop()
         self.active = None
+        return None
+
+    def _cluster_up(self, args: argparse.Namespace) -> None:
+        """``%cluster start`` / ``connect``: replace a cluster whose engines died, then wait."""
+        if self.active is not None:
+            ids = self.active.known_ids()
+            dead = self.active.dead(ids)
+            if ids and not dead:
+                raise UsageError(
+                    f"a cluster is already active with engines {ids}: %cluster stop first"
+                )
+            why = "; ".join(f"engine {e}: {w}" for e, w in dead.items()) or "no engine registered"
+            print(f"%cluster: replacing the active cluster, whose engines are gone ({why})")
+            self.active.stop()
+            self.active = None
+        try:
+            spec = ClusterSpec(
+                n=args.engines or args.wait or 2,
+                ip=args.ip or "127.0.0.1",
+                profile=args.profile,
+                profile_dir=args.profile_dir,
+                cluster_id=args.cluster_id,
+                engine_timeout=args.timeout or 120.0,
+                launcher=args.launcher,
+                queue=args.queue,
+                account=args.account,
+                time_limit=args.time_limit,
+                gpus_per_engine=args.gpus_per_engine,
+                cpus_per_engine=args.cpus_per_engine,
+                directives=tuple(args.directive),
+                interface=args.interface,
+            )
+        except LaunchError as exc:
+            raise UsageError(str(exc)) from exc
+        if args.action == "start" and (args.hosts or args.rate):
+            return self._hosts_up(args)
+        show = _WaitDisplay(f"%cluster {args.action}")
+        batch = spec.launcher is not None and scheduler(spec.launcher).batch
+        if args.action == "start" and batch and spec.ip.startswith("127.") and not spec.interface:
+            print(
+                "%cluster: the controller listens on 127.0.0.1, which only engines on this host "
+                "reach; for engines on other nodes give --interface NAME (or --ip 0.0.0.0)"
+            )
+        if args.action == "start":
+            self.active = IpyparallelCluster.start(spec, progress=show)
+            job = self.active.status()["job"]
+            on = f"{self.active.scheduler.title} job {job['id']}" if job else f"on {spec.ip}"
+            print(f"started {spec.n} engines ({on}): {self.active.engine_ids()}")
+            return None
+        self.active = IpyparallelCluster.connect(spec, wait=args.wait or 0, progress=show)
+        ids = self.active.engine_ids()
+        if ids:
+            print(f"connected to engines {ids}")
+        else:
+            job = self.active.status()["job"]
+            said = (
+                f" ({self.active.scheduler.title} job {job['id']} is {job['state']})" if job else ""
+            )
+            print(
+                f"connected; no engine has registered yet{said}: wait for them with "
+                f"%cluster connect ... --wait N"
+            )
+        return None
+
+    def _hosts_up(self, args: argparse.Namespace) -> None:
+        """``%cluster start --hosts N [--rate MBIT]``: engines in namespaced hosts."""
+        if not args.hosts:
+            raise UsageError("--rate shapes the links of --hosts N: give --hosts too")
+        from workbench.cluster.hosts import HostCluster
+
+        try:
+            self.active = HostCluster.start(args.hosts, rate_mbit=args.rate or 1000.0)
+        except WorkbenchError as exc:
+            raise UsageError(str(exc)) from exc
+        print(f"started {self.active!r}")
         return None
 
     # -- %%train -------------------------------------------------------------------------------
@@ -572,6 +801,8 @@ class WorkbenchMagics(Magics):
         if find_strategy(request.strategy).in_kernel:
             return None
         if args.launcher == "local":
+            if args.interface:
+                raise UsageError("--interface applies to engines: local processes use loopback")
             cls = find_launcher("local")
             launcher: Any = cls(n=request.engines)
             assert isinstance(launcher, LocalProcessLauncher)
@@ -582,13 +813,18 @@ class WorkbenchMagics(Magics):
                 "(stop them with %cluster stop)"
             )
             self.active = IpyparallelCluster.start(ClusterSpec(n=request.engines))
-        have = len(self.active.engine_ids())
-        if have < request.engines:
+        known = self.active.known_ids()
+        dead = self.active.dead(known)
+        have = len(known) - len(dead)
+        if have < request.engines and not dead:  # dead engines: the launcher's EngineDiedError
             raise UsageError(
-                f"the cluster has {have} engines, --engines {request.engines} needs more: "
-                f"%cluster stop, then %cluster start -n {request.engines}"
+                f"the cluster has {have} engines, --engines {request.engines} needs more. "
+                + self.active.hint(request.engines)
             )
-        return self.active.launcher()
+        launcher = self.active.launcher()
+        if args.interface:
+            launcher.interface = args.interface
+        return launcher
 
     # -- %train_compare ------------------------------------------------------------------------
     @magic_arguments()

@@ -196,3 +196,24 @@ def test_sequential_epoch_reads_neighbouring_tiles_together(era5_lazy, monkeypat
     assert len(calls) < reader.n_tiles * len(VARS)  # fewer reads than tiles x variables
     monkeypatch.setattr(ArraySource, "read", original)
     np.testing.assert_array_equal(got, chips.to_numpy(np.concatenate(loader.batch_indices(0))))
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_tiles_and_staged_chips_share_one_budget(era5_lazy, shuffle) -> None:
+    """Decoded tiles plus the chips staged from them stay within chunk_cache_bytes.
+
+    (A stream used to hold the staged chips on top of a full tile cache: twice its budget.)
+    """
+    chips = era5_lazy.wb.chips({"time": 1, "lat": 8, "lon": 8}, variables=VARS)
+    tile_bytes = 12 * 16 * 16 * 4 * len(VARS)
+    budget = 8 * tile_bytes
+    with set_options(chunk_cache_bytes=budget):
+        loader = chips.batches(32, shuffle=shuffle, seed=1)
+        reference = chips.to_numpy()
+        got = np.concatenate(list(loader))
+    np.testing.assert_array_equal(got, reference[np.concatenate(loader.batch_indices(0))])
+    stats = loader.last_stats
+    assert stats["peak_total_bytes"] > stats["peak_bytes"]  # staged chips were counted
+    assert stats["peak_total_bytes"] <= budget + tile_bytes  # + the tile being stored
+    assert stats["max_loads_per_tile"] == 1
+    assert loader.reader.cache.reserved == 0  # every reservation returned at the end

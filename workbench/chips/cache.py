@@ -137,11 +137,12 @@ class TileCache:
     def reserve(self, nbytes: int) -> None:
         """Count ``nbytes`` held elsewhere for this stream against the bound.
 
-        Tiles make room for it when the next one is stored (tiles held now may be the ones
-        the reserved memory is about to be filled from).
+        Tiles make room for it (least recently used first; never the most recent one, which
+        the reserved memory may be about to be filled from, nor unused prefetches).
         """
         with self._lock:
             self.reserved += int(nbytes)
+            self._evict(keep=next(reversed(self._data), None))
             self.peak_total_bytes = max(self.peak_total_bytes, self.nbytes + self.reserved)
 
     def release(self, nbytes: int) -> None:
@@ -149,7 +150,7 @@ class TileCache:
         with self._lock:
             self.reserved = max(0, self.reserved - int(nbytes))
 
-    def _evict(self, keep: Hashable) -> None:
+    def _evict(self, keep: Hashable | None) -> None:
         """Drop least recently used entries above the bound (never ``keep``, unused prefetches)."""
         if self.nbytes + self.reserved <= self.max_bytes:
             return

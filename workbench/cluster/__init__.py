@@ -4,7 +4,11 @@
   :class:`TrainRequest`.
 * :mod:`~workbench.cluster.launch`: the :class:`Launcher` protocol, :class:`LocalProcessLauncher`,
   :func:`find_launcher` (``workbench.launchers`` entry points).
-* :mod:`~workbench.cluster.ipp`: :class:`IpyparallelCluster` and :class:`IpyparallelLauncher`.
+* :mod:`~workbench.cluster.ipp`: :class:`IpyparallelCluster` (local engines or a batch job:
+  :mod:`~workbench.cluster.schedulers`, :mod:`~workbench.cluster.ipp_engines`; engine health:
+  :mod:`~workbench.cluster.ipp_health`) and :class:`IpyparallelLauncher`
+  (:mod:`~workbench.cluster.ipp_launcher`).
+* :mod:`~workbench.cluster.nodes`: interfaces and reachable addresses, CPUs a job granted.
 * :mod:`~workbench.cluster.orchestrate`: :func:`launch_training` (request -> TrainResult).
 * :mod:`~workbench.cluster.netns` and :mod:`~workbench.cluster.hosts`: :class:`HostNetwork`
   (hosts as network namespaces, links shaped with ``tc``, bytes counted at the links) and

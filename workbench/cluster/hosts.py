@@ -11,10 +11,11 @@ host through ``WORKBENCH_HOST`` (name), ``WORKBENCH_HOST_ADDR`` (address) and
 :class:`HostLauncher` is the :class:`~workbench.cluster.ipp.IpyparallelLauncher` of such a
 cluster: workers are named after their hosts (``host-0`` ...: the nodes of the placement ring),
 each gets an equal share of the machine's cores (the hosts share one machine), and the
-rendezvous of a process group is host 0's address on its own interface
-(``MASTER_ADDR`` = that address, ``GLOO_SOCKET_IFNAME=eth0``), so collectives travel between
-namespaces. :meth:`HostCluster.serve` starts a :class:`~workbench.cluster.fileserve.FileService`
-on the bridge address and counts its port as ``data`` traffic.
+cluster's interface is ``eth0``: the rendezvous of a process group is host 0's address on its
+own interface (``MASTER_ADDR`` = that address, ``GLOO_SOCKET_IFNAME=eth0``), so collectives
+travel between namespaces. :meth:`HostCluster.serve` starts a
+:class:`~workbench.cluster.fileserve.FileService` on the bridge address and counts its port as
+``data`` traffic.
 
 Needs root (see :func:`~workbench.cluster.netns.netns_available`). ``%cluster start --hosts N
 --rate MBIT`` starts one from a notebook.
@@ -61,18 +62,9 @@ def host_environment() -> dict[str, str]:
     return {k: os.environ[k] for k in HOST_ENV}
 
 
-def _engine_host() -> dict[str, Any]:
-    return {
-        "host": os.environ.get("WORKBENCH_HOST", socket.gethostname()),
-        "pid": os.getpid(),
-        "cpus": os.cpu_count() or 1,
-    }
-
-
-def _engine_port(address: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
+def _host_name() -> str:
+    """Run on an engine: the name of its host (its namespace), else the machine's."""
+    return os.environ.get("WORKBENCH_HOST", socket.gethostname())
 
 
 class HostCluster(IpyparallelCluster):
@@ -150,7 +142,9 @@ class HostCluster(IpyparallelCluster):
                     f"could not start {len(net.hosts) or n} engines in namespaced hosts: {exc}"
                 ) from exc
             raise
-        spec = ClusterSpec(n=len(net.hosts), ip=net.address, profile_dir=profile_dir)
+        spec = ClusterSpec(
+            n=len(net.hosts), ip=net.address, profile_dir=profile_dir, interface="eth0"
+        )
         handle = cls(client, cluster=cluster, owned=True, spec=spec)
         handle._private_dir = profile_dir
         handle.network = net
@@ -164,12 +158,14 @@ class HostCluster(IpyparallelCluster):
         return list(self.network.hosts)
 
     def info(self, ids: Any) -> dict[int, dict[str, Any]]:
-        """Host (its name), pid and CPU count of engines."""
+        """Return what :meth:`IpyparallelCluster.info` says, with each engine's host name."""
         missing = [i for i in ids if i not in self._info]
+        out = super().info(ids)
         if missing:
-            replies = self.client[missing].apply_sync(_engine_host)
-            self._info.update(zip(missing, replies, strict=True))
-        return {i: self._info[i] for i in ids}
+            names = self.ask(missing, _host_name, during="when asked for its host")
+            for i, name in zip(missing, names, strict=True):
+                self._info[i]["host"] = name
+        return out
 
     def serve(self, root: PathLike) -> FileService:
         """Serve ``root`` to the hosts from the bridge address; its port counts as ``data``."""
@@ -228,26 +224,24 @@ class HostLauncher(IpyparallelLauncher):
         self._host_cluster = cluster
 
     def workers(self, n: int) -> list[WorkerInfo]:
-        """Return the engines of hosts ``host-0 .. host-{n-1}``, named after their hosts."""
+        """Return the engines of hosts ``host-0 .. host-{n-1}``, named after their hosts.
+
+        Each gets one equal share of the machine's cores as its torch threads (the hosts
+        share one machine).
+        """
         cluster = self._host_cluster
-        ids = cluster.engine_ids()
-        info = cluster.info(ids)
-        by_host = {str(info[e]["host"]): e for e in ids}
+        ids = cluster.known_ids()
+        dead = cluster.dead(ids)
+        live = [e for e in ids if e not in dead]
+        info = cluster.info(live)
+        by_host = {str(info[e]["host"]): e for e in live}
         names = [h.name for h in cluster.hosts][:n]
         if len(names) < n or any(h not in by_host for h in names):
             raise LaunchError(
-                f"asked for {n} workers but the cluster has engines on hosts {sorted(by_host)}; "
-                f"start one with HostCluster.start({n})"
+                f"asked for {n} workers but the cluster has live engines on hosts "
+                f"{sorted(by_host)}; start one with HostCluster.start({n})"
             )
         self._ids = [by_host[h] for h in names]
         self._names = {by_host[h]: h for h in names}
         share = max(1, (os.cpu_count() or 1) // len(cluster.hosts))
-        return [WorkerInfo(h, h, share) for h in names]
-
-    def rendezvous(self) -> tuple[str, int, str | None]:
-        """Host 0's address, a free port there, and its interface ``eth0``."""
-        host = self._host_cluster.hosts[0]
-        if not self._ids:
-            self.workers(1)
-        port = self._host_cluster.client[self._ids[0]].apply_sync(_engine_port, host.address)
-        return host.address, int(port), host.ifname
+        return [WorkerInfo(h, h, share, share) for h in names]

@@ -32,6 +32,7 @@ from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 from workbench._optional import lazy_import
+from workbench.cluster.nodes import cpu_allocation, free_port, loopback_ifname
 from workbench.errors import EngineDiedError, LaunchError, TrainingError, TrainingTimeoutError
 from workbench.metering.events import StepEvent
 from workbench.training.task import WorkerCall, WorkerInfo
@@ -113,22 +114,6 @@ def find_launcher(name: str) -> type[Any]:
     raise LaunchError(f"unknown launcher {name!r}; known launchers: {known}")
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that is free on ``host`` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def loopback_ifname() -> str | None:
-    """Name of the loopback interface (``lo``, ``lo0``), for ``GLOO_SOCKET_IFNAME``."""
-    try:
-        names = [name for _, name in socket.if_nameindex()]
-    except OSError:
-        return None
-    return next((n for n in names if n.startswith("lo")), None)
-
-
 def call_worker(call: WorkerCall, emit: Callable[[dict[str, Any]], object]) -> Any:
     """Run ``call`` in this process with its environment; events go to ``emit`` as dicts."""
     saved = {k: os.environ.get(k) for k in call.env}
@@ -192,7 +177,7 @@ class LocalProcessLauncher:
         """Names ``worker-0 ..``; all on this host."""
         if n > self.n:
             raise LaunchError(f"asked for {n} workers, this LocalProcessLauncher has n={self.n}")
-        cpus = os.cpu_count() or 1
+        cpus = len(cpu_allocation()[0])
         return [WorkerInfo(f"worker-{i}", socket.gethostname(), cpus) for i in range(n)]
 
     def rendezvous(self) -> tuple[str, int, str | None]:

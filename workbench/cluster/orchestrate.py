@@ -24,7 +24,6 @@ Examples
 from __future__ import annotations
 
 import math
-import os
 import re
 import socket
 import time
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.cluster.launch import Launcher, TrainingTimeoutError, WorkerCall, WorkerInfo
+from workbench.cluster.nodes import cpu_allocation
 from workbench.errors import EngineDiedError, LaunchError
 from workbench.metering.events import StepEvent
 from workbench.training.checkpoint import (
@@ -112,8 +112,9 @@ class _Sink:
 
 
 def _threads(infos: Sequence[WorkerInfo]) -> list[int]:
+    """Torch threads per worker: what its allocation gives it, else an even share of its host."""
     per_host = {h: sum(1 for w in infos if w.host == h) for h in {w.host for w in infos}}
-    return [max(1, w.cpus // per_host[w.host]) for w in infos]
+    return [w.threads or max(1, w.cpus // per_host[w.host]) for w in infos]
 
 
 def launch_training(
@@ -156,7 +157,7 @@ def launch_training(
     control = 0
     if strategy.in_kernel:
         task = WorkerTask.from_request(request, ckdir)
-        infos = [WorkerInfo("kernel", socket.gethostname(), os.cpu_count() or 1)]
+        infos = [WorkerInfo("kernel", socket.gethostname(), len(cpu_allocation()[0]))]
         results = [run_with(strategy, task, worker="kernel", callbacks=[sink])]
     else:
         if launcher is None:
@@ -164,7 +165,6 @@ def launch_training(
                 f"strategy {request.strategy!r} needs a launcher (workers to run on): pass an "
                 "IpyparallelLauncher or LocalProcessLauncher, or use %cluster start in a notebook"
             )
-        infos = launcher.workers(request.engines)
         spent = [0]
 
         def preliminary(calls: Sequence[WorkerCall]) -> list[Any]:
@@ -172,8 +172,9 @@ def launch_training(
             spent[0] += out.control_bytes
             return list(out.results)
 
-        workers = Workers(infos, _threads(infos), launcher.rendezvous, preliminary)
         try:
+            infos = launcher.workers(request.engines)
+            workers = Workers(infos, _threads(infos), launcher.rendezvous, preliminary)
             plan = strategy.plan(request, workers, ckdir)
             out = launcher.run(plan.calls, on_event=sink, timeout=_remaining(deadline))
         except EngineDiedError as exc:

@@ -47,11 +47,18 @@ __all__ = [
 
 @dataclass(frozen=True)
 class WorkerInfo:
-    """A worker a launcher can use: its name (``engine-0``), host and CPU count."""
+    """A worker a launcher can use: its name (``engine-0``), host and CPU count.
+
+    ``cpus`` counts the CPUs the worker may run on (its affinity mask, which a batch job's
+    allocation narrows); ``threads``, when the launcher knows it, is the torch thread count
+    the worker's allocation gives it (see :func:`workbench.cluster.nodes.threads_per_worker`);
+    otherwise workers on one host share its ``cpus`` evenly.
+    """
 
     name: str
     host: str
     cpus: int
+    threads: int | None = None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 The plan gives every worker the same task and the rendezvous environment (``MASTER_ADDR``
 and ``MASTER_PORT`` of rank 0's host, ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, and
-``GLOO_SOCKET_IFNAME`` when the launcher names an interface). Each worker joins the group
+``GLOO_SOCKET_IFNAME`` and ``NCCL_SOCKET_IFNAME`` when the launcher names an interface, so
+that gloo and NCCL use the interface the rendezvous listens on). Each worker joins the group
 (:func:`~workbench.training.distributed.process_group`), wraps the model as its strategy says
 (:meth:`DataParallelStrategy.wrap`), trains its shard of every epoch, validates on disjoint
 shards of ``val_data`` with the full model and sums with one all-reduce. Rank 0 writes the
@@ -84,7 +85,7 @@ class DataParallelStrategy(BaseStrategy):
                 "LOCAL_WORLD_SIZE": str(sum(1 for v in infos if v.host == w.host)),
             }
             if ifname:
-                env["GLOO_SOCKET_IFNAME"] = ifname
+                env["GLOO_SOCKET_IFNAME"] = env["NCCL_SOCKET_IFNAME"] = ifname
             task = self.task(request, checkpoint_dir, threads=workers.threads[i])
             calls.append(self.call(task, i, n, w.name, env))
         return Plan(calls)
