@@ -244,3 +244,30 @@ def test_live_title_and_result_report_one_throughput(ip):
     losses = live.losses
     assert int((losses["val"] == 0).sum()) == 3 * 64 // 8
     assert losses["epoch"][losses["val"] == 1].tolist() == [0, 1, 2]
+
+
+@pytest.mark.cluster
+def test_cluster_start_hosts_trains_across_namespaces(ip):
+    from workbench.cluster.netns import netns_available
+
+    ok, reason = netns_available()
+    if not ok:
+        pytest.skip(f"namespaced hosts unavailable: {reason}")
+    ip.run_line_magic("cluster", "start --hosts 2 --rate 100")
+    try:
+        status = ip.run_line_magic("cluster", "status")
+        assert status["network"]["namespaces"] is True
+        assert status["network"]["link_rate_mbit"] == 100.0
+        assert sorted(e["host"] for e in status["engines"]) == ["host-0", "host-1"]
+        ip.run_cell_magic(
+            "train",
+            "--engines 2 --strategy ddp --epochs 1 --batch-size 16 -q --no-live --no-checkpoint "
+            "-o hosts_res",
+            CELL,
+        )
+        res = ip.user_ns["hosts_res"]
+        assert sorted(w["name"] for w in res.workers) == ["host-0", "host-1"]
+        assert res.bytes_exchanged > 0
+    finally:
+        ip.run_line_magic("cluster", "stop")
+    assert ip.run_line_magic("cluster", "status")["engines"] == []

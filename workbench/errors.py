@@ -21,6 +21,7 @@ __all__ = [
     "QueryError",
     "CatalogError",
     "LaunchError",
+    "HostNetworkError",
     "EngineDiedError",
     "TrainingTimeoutError",
     "TrainingError",
@@ -82,6 +83,10 @@ class CatalogError(WorkbenchError, RuntimeError):
 
 class LaunchError(WorkbenchError, RuntimeError):
     """A cluster or a distributed training run could not be started."""
+
+
+class HostNetworkError(LaunchError):
+    """Namespaced hosts (network namespaces, links, shaping) could not be set up or used."""
 
 
 class EngineDiedError(LaunchError):

@@ -237,6 +237,20 @@ def cluster_args(f: Any) -> Any:
                 help="controller address (default loopback; 0.0.0.0 listens everywhere and "
                 "advertises the host's reachable address)",
             ),
+            ma.argument(
+                "--hosts",
+                type=_positive(int),
+                default=None,
+                metavar="N",
+                help="N engines as hosts in network namespaces, links shaped (needs root)",
+            ),
+            ma.argument(
+                "--rate",
+                type=_positive(float),
+                default=None,
+                metavar="MBIT",
+                help="with --hosts: rate of every link, Mbit/s (default 1000)",
+            ),
             ma.argument_group("Start and connect"),
             ma.argument(
                 "--profile",
@@ -281,6 +295,8 @@ _CLUSTER_OPTIONS = {
     "cpus_per_engine": ("start",),
     "directive": ("start",),
     "ip": ("start",),
+    "hosts": ("start",),
+    "rate": ("start",),
     "profile": ("start", "connect"),
     "profile_dir": ("start", "connect"),
     "timeout": ("start", "connect"),
@@ -548,6 +564,9 @@ class WorkbenchMagics(Magics):
         engines (host, pid, batch job, state), dropping dead ones; ``%cluster stop`` stops a
         cluster started here (its job included) or disconnects from another. After the
         engines died (a walltime kill), ``%cluster start``/``connect`` replace the cluster.
+        ``%cluster start --hosts 4 --rate 100`` starts 4 engines as hosts in network
+        namespaces, their links shaped to 100 Mbit/s
+        (:class:`~workbench.cluster.hosts.HostCluster`; needs root).
         """
         args = ma.parse_argstring(cast(Any, self).cluster, line)
         given = [k for k, v in vars(args).items() if k in _CLUSTER_OPTIONS and v not in (None, [])]
@@ -604,6 +623,8 @@ class WorkbenchMagics(Magics):
             )
         except LaunchError as exc:
             raise UsageError(str(exc)) from exc
+        if args.action == "start" and (args.hosts or args.rate):
+            return self._hosts_up(args)
         show = _WaitDisplay(f"%cluster {args.action}")
         batch = spec.launcher is not None and scheduler(spec.launcher).batch
         if args.action == "start" and batch and spec.ip.startswith("127.") and not spec.interface:
@@ -630,6 +651,19 @@ class WorkbenchMagics(Magics):
                 f"connected; no engine has registered yet{said}: wait for them with "
                 f"%cluster connect ... --wait N"
             )
+        return None
+
+    def _hosts_up(self, args: argparse.Namespace) -> None:
+        """``%cluster start --hosts N [--rate MBIT]``: engines in namespaced hosts."""
+        if not args.hosts:
+            raise UsageError("--rate shapes the links of --hosts N: give --hosts too")
+        from workbench.cluster.hosts import HostCluster
+
+        try:
+            self.active = HostCluster.start(args.hosts, rate_mbit=args.rate or 1000.0)
+        except WorkbenchError as exc:
+            raise UsageError(str(exc)) from exc
+        print(f"started {self.active!r}")
         return None
 
     # -- %%train -------------------------------------------------------------------------------

@@ -293,6 +293,23 @@ class Catalog:
             catalog.ingest(foreign, **ingest)
         return catalog
 
+    def stage(
+        self,
+        ring: Any,
+        root: PathLike,
+        *,
+        records: pd.DataFrame | None = None,
+        prefix_len: int | None = None,
+    ) -> dict[str, Any]:
+        """Copy each partition's pieces to the node that owns it on ``ring`` (DHT staging).
+
+        ``root/<node>`` gets the node's pieces and a catalog of them; see
+        :func:`workbench.catalog.stage.stage_catalog` for the parameters and result.
+        """
+        from workbench.catalog.stage import stage_catalog
+
+        return dict(stage_catalog(self, ring, root, records=records, prefix_len=prefix_len))
+
     # -- reading -------------------------------------------------------------------------------
     def query(
         self,

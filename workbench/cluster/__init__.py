@@ -10,6 +10,10 @@
   (:mod:`~workbench.cluster.ipp_launcher`).
 * :mod:`~workbench.cluster.nodes`: interfaces and reachable addresses, CPUs a job granted.
 * :mod:`~workbench.cluster.orchestrate`: :func:`launch_training` (request -> TrainResult).
+* :mod:`~workbench.cluster.netns` and :mod:`~workbench.cluster.hosts`: :class:`HostNetwork`
+  (hosts as network namespaces, links shaped with ``tc``, bytes counted at the links) and
+  :class:`HostCluster` (ipyparallel engines inside them); :mod:`~workbench.cluster.experiment`
+  runs the seed paper's comparison on them.
 
 Examples
 --------
@@ -20,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+from workbench.cluster.hosts import HostCluster, HostLauncher
 from workbench.cluster.ipp import IpyparallelCluster, IpyparallelLauncher
 from workbench.cluster.launch import (
     Launcher,
@@ -29,6 +34,7 @@ from workbench.cluster.launch import (
     WorkerInfo,
     find_launcher,
 )
+from workbench.cluster.netns import HostNetwork
 from workbench.cluster.orchestrate import launch_training, plan_partitions
 from workbench.cluster.spec import ClusterSpec, PartitionSpec, TrainRequest
 
@@ -40,6 +46,9 @@ __all__ = [
     "LocalProcessLauncher",
     "IpyparallelCluster",
     "IpyparallelLauncher",
+    "HostNetwork",
+    "HostCluster",
+    "HostLauncher",
     "TrainingTimeoutError",
     "WorkerCall",
     "WorkerInfo",

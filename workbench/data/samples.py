@@ -23,7 +23,7 @@ SAMPLES: dict[str, tuple[str | None, str | None]] = {
     "s2_geotiff": ("eolearn_s2_slovenia/geotiff", "s2_slovenia"),
     "s2_netcdf": ("eolearn_s2_slovenia/eolearn_s2_slovenia.nc", None),
     "s2_lulc": (None, "s2_slovenia/LULC.tif"),
-    "olci_zarr": ("xcube_olci_northsea/cube-1-250-250.zarr", None),
+    "olci_zarr": ("xcube_olci_northsea/cube-1-250-250.zarr", "olci/olci_northsea_excerpt.zarr"),
     "s2_cog": ("xcube_olci_northsea/S2_L2A_TCI_sample-cog.tif", None),
     "landsat7_olinda": ("stars_landsat7_olinda/L7_ETMs.tif", None),
     "landsat7_rgb": ("rasterio_landsat7_rgb/RGB.byte.tif", None),
