@@ -566,9 +566,10 @@ def test_a_job_cancelled_in_the_queue_ends_the_wait_at_once(ip, slurm):
         slurm.run("scancel", blocker, check=False)
 
 
-def test_connect_waits_for_the_engines_of_a_queued_job(ip, slurm, tmp_path, capsys):
+def test_connect_waits_for_the_engines_of_a_queued_job(ip, slurm, tmp_path, capsys, monkeypatch):
     import ipyparallel as ipp
 
+    monkeypatch.chdir(tmp_path)  # ipyparallel writes its job script into the working directory
     blocker = slurm.hold_node()
     profile = tmp_path / "profile_batch"
     other = ipp.Cluster(  # as `ipcluster start --profile-dir ... --engines=slurm --n=2` makes
