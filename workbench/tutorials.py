@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from workbench._files import atomic_write
 from workbench.errors import DataReadError
 
 __all__ = ["tutorials_dir", "copy_tutorials", "run_notebook", "main"]
@@ -77,13 +78,12 @@ def copy_tutorials(destination: str | Path, *, overwrite: bool = False) -> list[
         if target.exists() and not overwrite:
             print(f"kept {target} (exists; --force replaces it)", file=sys.stderr)
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        if path.suffix == ".ipynb":
-            tmp.write_text(_for_this_python(path.read_text(encoding="utf-8")), encoding="utf-8")
-        else:
-            shutil.copyfile(path, tmp)
-        tmp.replace(target)  # atomic: never a half-copied notebook
+        with atomic_write(target) as fh:  # never a half-copied notebook
+            if path.suffix == ".ipynb":
+                fh.write(_for_this_python(path.read_text(encoding="utf-8")).encode())
+            else:
+                with open(path, "rb") as src:
+                    shutil.copyfileobj(src, fh)
         written.append(target)
     return written
 

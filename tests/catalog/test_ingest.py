@@ -113,7 +113,7 @@ def test_crash_mid_ingest_keeps_previous_catalog(tmp_path, s2_tifs, monkeypatch)
 
 
 def test_crash_during_write_keeps_previous_catalog(tmp_path, s2_tifs, monkeypatch):
-    import workbench.catalog.store as store
+    import workbench._files as files
 
     cat = Catalog(tmp_path / "c.parquet")
     with workbench.set_options(progress=False):
@@ -125,7 +125,7 @@ def test_crash_during_write_keeps_previous_catalog(tmp_path, s2_tifs, monkeypatc
         assert src.stat().st_size > 0
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(store.os, "replace", boom)
+    monkeypatch.setattr(files.os, "replace", boom)
     with pytest.raises(KeyboardInterrupt), workbench.set_options(progress=False):
         cat.ingest(s2_tifs[1:3], precision=6)
     monkeypatch.undo()

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from workbench._files import write_text
 from workbench._optional import lazy_import
 from workbench._typing import PathLike
 from workbench.catalog.index import CatalogIndex
@@ -259,10 +260,7 @@ class Catalog:
         rows = self._frame if records is None else records
         collection = pystac.ItemCollection(records_to_items(rows, self.root))
         if path is not None:
-            target = Path(path)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(collection.to_dict(transform_hrefs=False), indent=1))
-            os.replace(tmp, target)
+            write_text(path, json.dumps(collection.to_dict(transform_hrefs=False), indent=1))
         return collection
 
     @classmethod

@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import time as _time
-import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from workbench._files import pid_alive, temporary_path
 from workbench.composites.clouds import spectral_cloud_mask, spectral_snow_mask
 from workbench.composites.qa import mask_variables, provider_masks
 from workbench.data import open_datacube
@@ -234,16 +233,6 @@ def _content_hash(ds: xr.Dataset) -> str:
     return h.hexdigest()[:20]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
 def clean_assets(assets: Path) -> list[Path]:
     """Remove what interrupted ingests left in ``assets/``; return what was removed.
 
@@ -261,7 +250,7 @@ def clean_assets(assets: Path) -> list[Path]:
             parts = path.name.split(".")  # "", <name>, "zarr", <pid>, <token>, "tmp"
             pid = int(parts[-3]) if len(parts) >= 6 and parts[-3].isdigit() else None
             age = now - path.stat().st_mtime
-            stale = (pid is not None and not _alive(pid)) or (pid is None and age > STALE_AFTER)
+            stale = (pid is not None and not pid_alive(pid)) or (pid is None and age > STALE_AFTER)
         elif path.suffix == ".zarr" and path.is_dir():
             stale = not (path / ".zmetadata").is_file() and not (path / "zarr.json").is_file()
         if stale:
@@ -282,7 +271,7 @@ def materialize(ds: xr.Dataset, assets: Path) -> Path:
     if target.exists():
         return target
     assets.mkdir(parents=True, exist_ok=True)
-    tmp = assets / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    tmp = temporary_path(target)
     try:
         clean.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
         tmp.rename(target)

@@ -29,8 +29,6 @@ True
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from workbench._files import atomic_folder
 from workbench._typing import PathLike
 from workbench.catalog.records import Location
 from workbench.errors import CatalogError, GeocodeError
@@ -90,15 +89,10 @@ def _write_store(ds: Any, target: Path) -> None:
     clean.attrs.pop("workbench_engine", None)
     for var in clean.variables.values():
         var.encoding = {}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
-        clean.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
+        with atomic_folder(target) as tmp:
+            clean.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise CatalogError(f"could not write the staged pieces to {target}: {exc}") from exc
 
 
@@ -167,14 +161,9 @@ def stage_catalog(
     root = Path(root)
     for node, node_rows in plan.items():
         folder = root / node
-        tmp = root / f".{node}.{uuid.uuid4().hex}.tmp"
-        try:
+        with atomic_folder(folder) as tmp:
             staged = _stage_node(catalog, node_rows, tmp)
             Catalog(tmp).add(staged)
-            shutil.rmtree(folder, ignore_errors=True)
-            tmp.rename(folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         width = prefix_len if prefix_len is not None else None
         parts = sorted({str(c)[:width] if width else str(c) for c in node_rows["geocode"]})
         out[node] = StagedNode(

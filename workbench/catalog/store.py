@@ -4,18 +4,16 @@ The file is GeoParquet 1.1: a WKB ``geometry`` column (lon/lat, OGC:CRS84) descr
 ``geo`` key of the Parquet metadata, with the ``bbox`` struct column declared as its bbox
 *covering*; ``geopandas.read_parquet(path)`` reads it as a GeoDataFrame.
 
-A write goes to a temporary file in the same directory, is flushed and fsynced, then moved over
-the catalog with :func:`os.replace` (atomic on POSIX and Windows) and the directory is fsynced:
-a reader sees the old catalog or the new one, never a torn file, and a crash mid-write leaves
-the previous catalog readable (and at worst a stray ``.*.tmp`` file, removed on the next write).
+A write goes through :func:`workbench._files.atomic_write` (a temporary in the same folder,
+fsynced, moved over the catalog with :func:`os.replace`, the folder fsynced): a reader sees the
+old catalog or the new one, never a torn file, and a crash mid-write leaves the previous
+catalog readable (and at worst a stray ``.*.tmp`` file, removed by a later write once its
+writer is gone).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from workbench._files import atomic_write
 from workbench.catalog.records import COLUMNS, OPTIONAL_COLUMNS, check_frame
 from workbench.errors import CatalogError
 
@@ -118,35 +117,12 @@ def write_catalog(df: pd.DataFrame, path: Path, *, checked: bool = False) -> Non
         When the directory is not writable or the write fails; the old file is untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
     table = to_table(df if checked else check_frame(df))
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with open(tmp, "wb") as fh:
+        with atomic_write(path) as fh:
             pq.write_table(table, fh, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            raise CatalogError(f"could not write the catalog {path}: {exc}") from exc
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":  # pragma: no cover - directories cannot be opened on Windows
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    except OSError as exc:
+        raise CatalogError(f"could not write the catalog {path}: {exc}") from exc
 
 
 def read_catalog(path: Path) -> pd.DataFrame:

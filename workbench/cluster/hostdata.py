@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench._files import atomic_write
 from workbench._optional import lazy_import
 from workbench._typing import PathLike
 from workbench.chips.staged import ChipTable
@@ -50,11 +51,8 @@ def export_chips(table: ChipTable, root: PathLike, name: str) -> dict[str, Any]:
     x = np.asarray(table.x, dtype=np.float32).reshape(n, -1)
     y = np.asarray(table.y, dtype=np.float32).reshape(n, -1)
     path = Path(root) / f"{name}.npy"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_write(path) as fh:
         np.save(fh, np.concatenate([x, y], axis=1))
-    tmp.replace(path)
     return {
         "rel": f"{name}.npy",
         "x_shape": tuple(int(s) for s in table.x.shape[1:]),

@@ -18,6 +18,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench._files import fsync_dir
 from workbench.metering._common import (
     MeterConfigError,
     device_name,
@@ -250,7 +251,7 @@ class RunLog:
         finally:
             os.close(fd)  # closing releases the lock
         if created:
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         return record
 
     def __iter__(self) -> Iterator[RunRecord]:
@@ -304,16 +305,3 @@ class RunLog:
 
     def __repr__(self) -> str:
         return f"RunLog({str(self.path)!r}, {len(self)} runs)"
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -1,10 +1,9 @@
 """Atomic checkpoints: a crash or a kill mid-write never destroys the previous checkpoint.
 
-:func:`save_checkpoint` writes to a temporary file in the target's folder, flushes and
-``fsync``s it, renames it over the target with :func:`os.replace` (atomic on POSIX and
-Windows) and ``fsync``s the folder, so after a crash the target holds either the old or the new
-checkpoint, whole. Leftover temporary files of killed writers are never read and are removed by
-the next save in that folder.
+:func:`save_checkpoint` writes through :func:`workbench._files.atomic_write` (a temporary in
+the target's folder, fsynced, renamed over the target, the folder fsynced), so after a crash
+the target holds either the old or the new checkpoint, whole. Leftover temporary files of
+killed writers are never read and are removed by the next save of that checkpoint.
 
 Layout used by the strategies: ``<dir>/model.pt`` for one model (single, DDP, FSDP) and
 ``<dir>/partitions/<geocode>.pt`` for partitioned training. Each file holds a dict with
@@ -25,11 +24,11 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from workbench._files import atomic_write
 from workbench._optional import lazy_import
 from workbench._typing import PathLike
 from workbench.errors import DataReadError
@@ -46,7 +45,6 @@ __all__ = [
 
 #: Format tag stored in every checkpoint.
 FORMAT = "workbench.checkpoint/1"
-_TMP_SUFFIX = ".tmp"
 
 
 def checkpoint_root() -> Path:
@@ -92,49 +90,6 @@ def checkpoint_root() -> Path:
     )
 
 
-def _tmp_name(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{_TMP_SUFFIX}")
-
-
-def _is_tmp_of(path: Path, target: Path) -> bool:
-    return path.name.startswith(f".{target.name}.") and path.name.endswith(_TMP_SUFFIX)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _remove_stale(target: Path, min_age_s: float = 60.0) -> None:
-    """Remove temporaries of ``target`` left by dead writers (or older than ``min_age_s``)."""
-    for p in target.parent.glob(f".{target.name}.*{_TMP_SUFFIX}"):
-        try:
-            pid = int(p.name[len(target.name) + 2 :].split(".")[0])
-        except ValueError:
-            pid = -1
-        try:
-            old = time.time() - p.stat().st_mtime > min_age_s
-            if old or pid == os.getpid() or not _pid_alive(pid):
-                p.unlink()
-        except OSError:
-            continue  # another writer removed or is replacing it
-
-
-def _fsync_dir(directory: Path) -> None:
-    if os.name == "nt":  # directories cannot be opened for fsync on Windows
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(path: PathLike, state: Mapping[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically (temporary file + fsync + ``os.replace``).
 
@@ -153,20 +108,9 @@ def save_checkpoint(path: PathLike, state: Mapping[str, Any]) -> Path:
     """
     torch = lazy_import("torch", purpose="checkpoints")
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(target)
-    tmp = _tmp_name(target)
     payload = {"format": FORMAT, "saved_at": time.time(), **state}
-    try:
-        with open(tmp, "xb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(target) as f:
+        torch.save(payload, f)
     return target
 
 
