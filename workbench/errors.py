@@ -13,6 +13,7 @@ __all__ = [
     "GPUUnavailableError",
     "DimensionError",
     "ChipSpecError",
+    "CompositeError",
     "CRSError",
     "AOIError",
     "DataReadError",
@@ -51,6 +52,10 @@ class DimensionError(WorkbenchError, ValueError):
 
 class ChipSpecError(WorkbenchError, ValueError):
     """Chip sizes or overlaps do not fit the data (too large, overlap >= size, ...)."""
+
+
+class CompositeError(WorkbenchError, ValueError):
+    """An option of a composite, mosaic, cloud mask or resampling is not one it takes."""
 
 
 class CRSError(WorkbenchError, ValueError):

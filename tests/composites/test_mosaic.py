@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 
 from workbench.composites import coarsen, mosaic
-from workbench.errors import CRSError, DimensionError
+from workbench.errors import CompositeError, CRSError, DimensionError
 
 
 @pytest.fixture(scope="module")
@@ -129,5 +129,5 @@ def test_incompatible_pieces(scene):
     series = xr.concat([scene, scene], "time")
     with pytest.raises(DimensionError, match="composite or select"):
         mosaic([series])
-    with pytest.raises(ValueError, match="priority"):
+    with pytest.raises(CompositeError, match="priority"):
         mosaic([scene], priority="best")

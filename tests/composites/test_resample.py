@@ -6,7 +6,7 @@ import xarray as xr
 
 from workbench.composites import coarsen, ndmi, ndvi, reconcile, refine, resample_to
 from workbench.composites.resample import DOWN_METHODS
-from workbench.errors import DimensionError
+from workbench.errors import CompositeError, DimensionError
 from workbench.testing import shared_data
 
 
@@ -180,11 +180,11 @@ def test_indices_need_one_grid(bands_10m):
 
 def test_bad_arguments(bands_10m):
     b = bands_10m.B08
-    with pytest.raises(ValueError, match="down-sampling method"):
+    with pytest.raises(CompositeError, match="down-sampling method"):
         coarsen(b, 2, "bilinear")
-    with pytest.raises(ValueError, match="up-sampling method"):
+    with pytest.raises(CompositeError, match="up-sampling method"):
         refine(b, 2, "average")
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(CompositeError, match="positive integer"):
         coarsen(b, 1.5)  # type: ignore[arg-type]
     with pytest.raises(DimensionError, match="not a regular grid"):
         coarsen(b.isel(x=[0, 1, 3, 4]), 2)

@@ -8,7 +8,7 @@ import xarray as xr
 import workbench
 from workbench.composites import composite, spectral_cloud_mask
 from workbench.data.synthetic import s2_like
-from workbench.errors import DimensionError
+from workbench.errors import CompositeError, DimensionError
 
 CLOUDY = (np.datetime64("2015-07-31", "D"), np.datetime64("2015-08-20", "D"))
 
@@ -190,11 +190,11 @@ def test_bad_arguments():
     ds = s2_like(time=2, y=4, x=4)
     with pytest.raises(DimensionError, match="'date' not found"):
         composite(ds, cloud_mask="cloud_mask", dim="date")
-    with pytest.raises(ValueError, match="method must be one of"):
+    with pytest.raises(CompositeError, match="method must be one of"):
         composite(ds, cloud_mask="cloud_mask", method="mean")
     with pytest.raises(DimensionError, match="not a variable"):
         composite(ds, cloud_mask="clouds")
-    with pytest.raises(TypeError):
+    with pytest.raises(CompositeError, match="cloud_mask must be"):
         composite(ds, cloud_mask=3)  # type: ignore[arg-type]
 
 

@@ -136,12 +136,30 @@ def test_setting_geojson_geometry_in_python(m):
 
 
 @pytest.mark.parametrize(
-    "bad", [(1, 2, 3), (2.0, 50.0, 1.0, 55.0), (0.0, 50.0, 1.0, 95.0), (0, 50, float("nan"), 55)]
+    "bad", [(1, 2, 3), (1.0, 50.0, 1.0, 55.0), (0.0, 50.0, 1.0, 95.0), (0, 50, float("nan"), 55)]
 )
 def test_bad_bbox_is_an_aoi_error(m, bad):
     with pytest.raises(AOIError, match="bbox"):
         m.bbox = bad
     assert m.bbox is None
+
+
+def test_a_box_across_the_antimeridian_is_drawn_and_read_back(m):
+    m.bbox = (170.0, -20.0, -170.0, -10.0)  # Fiji: accepted as by queries, covers and AOIs
+    ring = np.asarray(m.geojson["geometry"]["coordinates"][0])
+    assert ring[:, 0].min() == 170.0
+    assert ring[:, 0].max() == 190.0
+    assert m.bbox == (170.0, -20.0, -170.0, -10.0)
+    west_copy = [[-190.0, 50.0], [-175.0, 50.0], [-175.0, 52.0], [-190.0, 52.0], [-190.0, 50.0]]
+    browser_draw(  # drawn on the copy of the world west of the antimeridian
+        m,
+        {
+            "type": "Feature",
+            "properties": {},
+            "geometry": {"type": "Polygon", "coordinates": [west_copy]},
+        },
+    )
+    assert m.bbox == (170.0, 50.0, -175.0, 52.0)
 
 
 def test_bad_geojson_is_an_aoi_error(m):

@@ -34,11 +34,10 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import QueryError
+from workbench.geo.bbox import check_bbox
+from workbench.geo.schemes import SCHEMES
 
-__all__ = ["Query", "build_query", "scan", "ALPHABETS", "property_key", "property_matches"]
-
-#: Characters of each geocode scheme.
-ALPHABETS = {"geohash": "0123456789bcdefghjkmnpqrstuvwxyz", "quadkey": "0123"}
+__all__ = ["Query", "build_query", "scan", "property_key", "property_matches"]
 
 _NS_MIN, _NS_MAX = np.iinfo(np.int64).min + 1, np.iinfo(np.int64).max
 
@@ -103,29 +102,12 @@ def _parse_time(time: Any) -> tuple[int | None, int | None]:
 
 
 def _parse_bbox(bbox: Any) -> tuple[float, float, float, float] | None:
-    if bbox is None:
-        return None
-    try:
-        values = tuple(float(v) for v in bbox)
-    except (TypeError, ValueError) as exc:
-        raise QueryError(
-            f"bbox must be 4 numbers (west, south, east, north) in degrees, got {bbox!r}"
-        ) from exc
-    if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise QueryError(
-            f"bbox must be 4 finite numbers (west, south, east, north) in degrees, got {bbox!r}"
-        )
-    west, south, east, north = values
-    if not (-180 <= west <= 180 and -180 <= east <= 180):
-        raise QueryError(f"bbox longitudes must be in [-180, 180], got west={west}, east={east}")
-    if not (-90 <= south <= 90 and -90 <= north <= 90):
-        raise QueryError(f"bbox latitudes must be in [-90, 90], got south={south}, north={north}")
-    if south > north:
-        raise QueryError(
-            f"bbox south {south} is north of north {north}; the order is "
-            f"(west, south, east, north), e.g. ({west}, {north}, {east}, {south})"
-        )
-    return west, south, east, north
+    return None if bbox is None else check_bbox(bbox, error=QueryError)
+
+
+def _alphabet(scheme: str) -> str:
+    found = SCHEMES.get(scheme)
+    return found.alphabet if found else ""
 
 
 def _parse_geocode(geocode: Any, schemes: Iterable[str]) -> str | None:
@@ -136,11 +118,11 @@ def _parse_geocode(geocode: Any, schemes: Iterable[str]) -> str | None:
     schemes = sorted(set(schemes)) or ["geohash", "quadkey"]
     lowered = geocode.strip().lower()
     for scheme in schemes:
-        alphabet = ALPHABETS.get(scheme, "")
+        alphabet = _alphabet(scheme)
         if all(c in alphabet for c in lowered):
             return lowered
-    bad = sorted({c for c in lowered if not any(c in ALPHABETS.get(s, "") for s in schemes)})
-    allowed = "; ".join(f"{s}: {ALPHABETS.get(s, '?')}" for s in schemes)
+    bad = sorted({c for c in lowered if not any(c in _alphabet(s) for s in schemes)})
+    allowed = "; ".join(f"{s}: {_alphabet(s) or '?'}" for s in schemes)
     raise QueryError(
         f"malformed geocode {geocode!r}: characters {bad} are not geocode digits "
         f"(catalog schemes: {allowed}); geohashes never contain a, i, l or o"

@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from workbench.composites._grid import Grid, grid_of, to_numpy, with_grid
-from workbench.errors import CRSError, DimensionError
+from workbench.errors import CompositeError, CRSError, DimensionError
 
 __all__ = ["mosaic", "valid_pixels"]
 
@@ -140,7 +140,7 @@ def mosaic(
     if not pieces:
         raise DimensionError("mosaic needs at least one piece; got an empty sequence")
     if priority not in ("given", "coverage", "latest"):
-        raise ValueError(f"priority must be 'given', 'coverage' or 'latest', not {priority!r}")
+        raise CompositeError(f"priority must be 'given', 'coverage' or 'latest', not {priority!r}")
     prepared = [_prepare(p, time_dim) for p in pieces]
     dss = [p[0] for p in prepared]
     times = [p[1] for p in prepared]

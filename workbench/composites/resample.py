@@ -28,7 +28,7 @@ import xarray as xr
 
 from workbench._optional import lazy_import
 from workbench.composites._grid import Grid, array_namespace, grid_of, with_grid
-from workbench.errors import DimensionError
+from workbench.errors import CompositeError, DimensionError
 
 __all__ = ["UP_METHODS", "DOWN_METHODS", "coarsen", "refine", "resample_to", "reconcile"]
 
@@ -149,7 +149,7 @@ def _factors(factor: int | Mapping[str, int], grid: Grid) -> tuple[int, int]:
     else:
         fy = fx = int(factor)
     if fy < 1 or fx < 1 or (not isinstance(factor, Mapping) and fy != factor):
-        raise ValueError(
+        raise CompositeError(
             f"factor must be a positive integer (or a dim -> int mapping), got {factor!r}"
         )
     return fy, fx
@@ -184,9 +184,9 @@ def coarsen(
     (4, 465190.0)
     """
     if method not in DOWN_METHODS:
-        raise ValueError(f"down-sampling method must be one of {DOWN_METHODS}, not {method!r}")
+        raise CompositeError(f"down-sampling method must be one of {DOWN_METHODS}, not {method!r}")
     if boundary not in ("trim", "pad"):
-        raise ValueError(f"boundary must be 'trim' or 'pad', not {boundary!r}")
+        raise CompositeError(f"boundary must be 'trim' or 'pad', not {boundary!r}")
     src = grid_of(obj)
     fy, fx = _factors(factor, src)
     rnd = math.floor if boundary == "trim" else math.ceil
@@ -230,7 +230,7 @@ def refine(obj: T, factor: int | Mapping[str, int], method: str = "nearest") -> 
     True
     """
     if method not in UP_METHODS:
-        raise ValueError(f"up-sampling method must be one of {UP_METHODS}, not {method!r}")
+        raise CompositeError(f"up-sampling method must be one of {UP_METHODS}, not {method!r}")
     src = grid_of(obj)
     fy, fx = _factors(factor, src)
     dst = Grid(
@@ -296,7 +296,7 @@ def resample_to(obj: T, like: xr.Dataset | xr.DataArray, method: str = "nearest"
     True
     """
     if method not in UP_METHODS + DOWN_METHODS:
-        raise ValueError(
+        raise CompositeError(
             f"method must be one of {sorted(set(UP_METHODS + DOWN_METHODS))}, not {method!r}"
         )
     src, target = grid_of(obj), grid_of(like)
@@ -388,9 +388,9 @@ def reconcile(
     ({'y': 8, 'x': 8}, 'bilinear')
     """
     if up not in UP_METHODS:
-        raise ValueError(f"up must be one of {UP_METHODS}, not {up!r}")
+        raise CompositeError(f"up must be one of {UP_METHODS}, not {up!r}")
     if down not in DOWN_METHODS:
-        raise ValueError(f"down must be one of {DOWN_METHODS}, not {down!r}")
+        raise CompositeError(f"down must be one of {DOWN_METHODS}, not {down!r}")
     if isinstance(target, str):
         if target not in bands:
             raise DimensionError(f"target band {target!r} is not one of {sorted(bands)}")

@@ -30,7 +30,7 @@ import xarray as xr
 from workbench.composites._grid import array_namespace, to_numpy
 from workbench.composites.clouds import spectral_cloud_mask
 from workbench.composites.qa import provider_masks
-from workbench.errors import DimensionError
+from workbench.errors import CompositeError, DimensionError
 
 __all__ = ["composite", "METHODS"]
 
@@ -87,7 +87,7 @@ def _resolve_mask(
         mask = spectral_cloud_mask(ds, **spectral)
         source = "spectral test (Fmask potential cloud pixels; workbench.composites.clouds)"
     else:
-        raise TypeError(
+        raise CompositeError(
             f"cloud_mask must be a DataArray, a variable name or None, not {type(cloud_mask)!r}"
         )
     _check_mask(ds, mask, dim)
@@ -143,8 +143,8 @@ def composite(
     ------
     DimensionError
         When ``dim`` is missing, or the mask's dims, sizes or coords do not match the data.
-    ValueError
-        For an unknown ``method``.
+    CompositeError
+        For an unknown ``method`` or a ``cloud_mask`` of a type it does not take.
 
     Examples
     --------
@@ -157,7 +157,7 @@ def composite(
     True
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+        raise CompositeError(f"method must be one of {METHODS}, not {method!r}")
     if isinstance(stack, xr.DataArray):
         ds = stack.to_dataset(name=stack.name if stack.name is not None else "composite")
     else:

@@ -26,7 +26,6 @@ Examples
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -38,6 +37,7 @@ from shapely.geometry.base import BaseGeometry
 
 from workbench._typing import AOILike
 from workbench.errors import AOIError, CRSError
+from workbench.geo.bbox import check_bbox
 from workbench.geo.crs import LONLAT, _transformer, as_crs
 
 __all__ = ["parse_aoi", "to_geometry", "reproject_geometry", "is_rectangle", "describe_bounds"]
@@ -69,21 +69,7 @@ def describe_bounds(bounds: Sequence[float]) -> str:
 
 
 def _bbox_geometry(values: Sequence[Any], geographic: bool) -> BaseGeometry:
-    try:
-        west, south, east, north = (float(v) for v in values)
-    except (TypeError, ValueError) as exc:
-        raise AOIError(f"an AOI bounds tuple needs 4 numbers, got {values!r}: {_HINT}") from exc
-    if not all(math.isfinite(v) for v in (west, south, east, north)):
-        raise AOIError(f"AOI bounds {tuple(values)!r} are not all finite numbers")
-    if south >= north:
-        raise AOIError(
-            f"AOI bounds {tuple(values)!r} have south >= north: give (west, south, east, north)"
-        )
-    if west == east or (west > east and not geographic):
-        raise AOIError(
-            f"AOI bounds {tuple(values)!r} have west >= east: give (west, south, east, north)"
-            + ("" if geographic else " (west > east is allowed only for lon/lat boxes)")
-        )
+    west, south, east, north = check_bbox(values, geographic=geographic, require_area=True)
     if west > east:  # crosses the antimeridian
         east += 360.0
     return box(west, south, east, north)

@@ -11,13 +11,13 @@ Examples
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from workbench.errors import GeocodeError
 from workbench.geo import geohash, quadkey
+from workbench.geo.bbox import check_bbox
 from workbench.geo.schemes import SCHEMES, get_scheme
 
 __all__ = ["cover", "SCHEMES"]
@@ -25,37 +25,6 @@ __all__ = ["cover", "SCHEMES"]
 _LL_EPSILON = 1e-11
 #: mercantile's latitude clamp in :func:`mercantile.tiles`.
 _TILES_MAX_LAT = 85.051129
-
-
-def _check_bbox(bbox: Sequence[float]) -> tuple[float, float, float, float]:
-    try:
-        values = [float(v) for v in bbox]
-    except (TypeError, ValueError) as exc:
-        raise GeocodeError(
-            f"bbox must be 4 numbers (west, south, east, north), got {bbox!r}"
-        ) from exc
-    if len(values) != 4:
-        raise GeocodeError(f"bbox must be 4 numbers (west, south, east, north), got {bbox!r}")
-    west, south, east, north = values
-    if not all(math.isfinite(v) for v in values):
-        raise GeocodeError(f"bbox values must be finite, got {bbox!r}")
-    for name, v, lim in (
-        ("west", west, 180),
-        ("east", east, 180),
-        ("south", south, 90),
-        ("north", north, 90),
-    ):
-        if not -lim <= v <= lim:
-            raise GeocodeError(
-                f"bbox {name} must be within [-{lim}, {lim}] degrees, got {v!r} in {bbox!r}; "
-                "a box crossing the antimeridian is written with west > east, "
-                "e.g. (170, -10, -170, 10)"
-            )
-    if south > north:
-        raise GeocodeError(
-            f"bbox south {south!r} is north of north {north!r}; expected (west, south, east, north)"
-        )
-    return west, south, east, north
 
 
 def _check_scheme(scheme: str) -> str:
@@ -156,7 +125,7 @@ def cover(
     scheme = _check_scheme(scheme)
     maximum = get_scheme(scheme).max_precision
     precision = geohash._check_precision(precision, maximum)
-    west, south, east, north = _check_bbox(bbox)
+    west, south, east, north = check_bbox(bbox, error=GeocodeError)
     parts = [(west, south, east, north)]
     if west > east:
         parts = [(-180.0, south, east, north), (west, south, 180.0, north)]

@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import AOIError
+from workbench.geo.bbox import check_bbox
 
-__all__ = ["bbox_feature", "feature_bounds", "check_bbox", "chip_polygons"]
+__all__ = ["bbox_feature", "feature_bounds", "chip_polygons"]
 
 
 def bbox_feature(bbox: Sequence[float]) -> dict[str, Any]:
@@ -21,7 +22,9 @@ def bbox_feature(bbox: Sequence[float]) -> dict[str, Any]:
     >>> bbox_feature((0, 1, 2, 3))["geometry"]["coordinates"][0][:2]
     [[0.0, 1.0], [2.0, 1.0]]
     """
-    west, south, east, north = check_bbox(bbox)
+    west, south, east, north = check_bbox(bbox, require_area=True)
+    if west > east:  # across the antimeridian: the ring runs on past 180 degrees east
+        east += 360.0
     ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
     return {
         "type": "Feature",
@@ -48,12 +51,15 @@ def feature_bounds(feature: Mapping[str, Any]) -> tuple[float, float, float, flo
     if coords.size == 0:
         raise AOIError(f"the GeoJSON {dict(feature)!r} has no coordinates: draw or give a polygon")
     coords = coords.reshape(-1, 2)
-    return (
-        float(coords[:, 0].min()),
-        float(coords[:, 1].min()),
-        float(coords[:, 0].max()),
-        float(coords[:, 1].max()),
-    )
+    west, east = float(coords[:, 0].min()), float(coords[:, 0].max())
+    if east - west >= 360.0:
+        west, east = -180.0, 180.0
+    else:  # a shape drawn across the antimeridian (or on a wrapped copy of the world)
+        shift = 360.0 * math.floor((west + 180.0) / 360.0)
+        west, east = west - shift, east - shift
+        if east > 180.0:
+            east -= 360.0  # west > east: across the antimeridian
+    return west, float(coords[:, 1].min()), east, float(coords[:, 1].max())
 
 
 def _flatten(coords: Any) -> list[float]:
@@ -62,31 +68,6 @@ def _flatten(coords: Any) -> list[float]:
     if isinstance(coords, int | float):
         return [float(coords)]
     return [v for c in coords for v in _flatten(c)]
-
-
-def check_bbox(bbox: Sequence[float]) -> tuple[float, float, float, float]:
-    """Validate ``(west, south, east, north)`` in degrees and return it as floats.
-
-    Raises
-    ------
-    AOIError
-        If it is not 4 finite numbers with ``west < east`` and ``-90 <= south < north <= 90``.
-
-    Examples
-    --------
-    >>> check_bbox([0, 1, 2, 3])
-    (0.0, 1.0, 2.0, 3.0)
-    """
-    values = tuple(float(v) for v in bbox)
-    if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise AOIError(f"bbox must be 4 finite numbers (west, south, east, north), got {bbox!r}")
-    west, south, east, north = values
-    if not (west < east and south < north and south >= -90 and north <= 90):
-        raise AOIError(
-            f"bbox {values!r} is not (west, south, east, north) in degrees with west < east "
-            "and -90 <= south < north <= 90"
-        )
-    return values
 
 
 def _windows(chips: Any, indices: np.ndarray, ydim: Hashable, xdim: Hashable) -> np.ndarray:

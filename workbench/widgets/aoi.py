@@ -38,9 +38,10 @@ import xarray as xr
 
 from workbench._optional import lazy_import
 from workbench.errors import AOIError
+from workbench.geo.bbox import check_bbox
 from workbench.widgets._context import PANES, context_layers, legend_html, view_bounds
 from workbench.widgets._display import fallback_text, format_bounds, png_data_url
-from workbench.widgets._geojson import bbox_feature, check_bbox, chip_polygons, feature_bounds
+from workbench.widgets._geojson import bbox_feature, chip_polygons, feature_bounds
 from workbench.widgets._preview import footprint, preview_image, select_field
 from workbench.widgets.basemap import LAYERS
 
@@ -274,7 +275,7 @@ class AOIMap(ipyleaflet.Map):  # type: ignore[misc]
     @traitlets.validate("bbox")
     def _check_bbox_trait(self, proposal: Any) -> tuple[float, ...] | None:
         value = proposal["value"]
-        return None if value is None else check_bbox(value)
+        return None if value is None else check_bbox(value, require_area=True)
 
     @traitlets.observe("geojson")
     def _geojson_changed(self, change: Any) -> None:
