@@ -162,6 +162,42 @@ def test_ddp_replicas_end_identical_and_bytes_are_counted(launcher, make_data, t
     assert load_checkpoint(tmp_path / "model.pt")["epoch"] == 3
 
 
+def test_every_step_event_arrives_once_in_order_while_the_kernel_is_busy(launcher, make_data):
+    events, busy = [], []
+
+    def slow_kernel(event):  # a kernel busy for 8 s while the engine runs on to the end
+        events.append(event)
+        if not busy:
+            busy.append(True)
+            time.sleep(8.0)
+
+    req = TrainRequest(
+        _model(), make_data(2500), MSE, strategy="single", engines=1, epochs=1, batch_size=1
+    )
+    launch_training(req, launcher, callbacks=[slow_kernel])
+    steps = [e.step for e in events if e.kind == "train"]
+    assert steps == sorted(steps)
+    assert len(steps) == len(set(steps)) == 2500  # none lost, none twice
+
+
+def test_the_engine_publishes_each_event_once():
+    import pickle
+
+    from workbench.cluster.ipp_launcher import _Publisher
+
+    sent = []
+    pub = _Publisher(lambda data: sent.append(len(pickle.dumps(data))))
+    event = {"step": 0, "samples": 16, "nbytes": 4096, "t": 0.0, "duration": 1e-3, "loss": 0.5}
+    for step in range(5000):
+        pub({**event, "step": step})
+        if step % 10 == 9:
+            pub.last = 0.0  # as if 0.1 s had passed: publish now
+    pub.flush()
+    once = len(pickle.dumps([{**event, "step": s} for s in range(5000)]))
+    assert len(sent) > 400  # published as it went
+    assert sum(sent) < 1.5 * once  # not a window of past events again with every publication
+
+
 @pytest.mark.parametrize("sharding", ["no_shard", "shard_grad_op", "full_shard", "hybrid_shard"])
 def test_fsdp_trains_in_every_sharding_mode(launcher, make_data, sharding):
     req = TrainRequest(

@@ -15,7 +15,6 @@ on engine 0's address on the chosen interface (:meth:`IpyparallelLauncher.rendez
 
 from __future__ import annotations
 
-import collections
 import re
 import time
 import warnings
@@ -50,7 +49,7 @@ __all__ = ["IpyparallelLauncher"]
 
 _PUBLISH_EVERY_S = 0.1
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_WINDOW = 2048
+_KEY = "wb_events_"
 
 
 # --------------------------------------------------------------------------- engine side
@@ -71,25 +70,31 @@ def _engine_rendezvous(loopback: bool, interface: str | None = None) -> tuple[st
 
 
 class _Publisher:
-    """Engine side: keep the last events with sequence numbers and publish them, throttled."""
+    """Engine side: publish the events since the last publication, throttled.
+
+    Each publication goes under its own key (``wb_<last seq>``: ``(first seq, events)``); the
+    client merges every key into the result's ``data``, so each event crosses the network once
+    and none is lost while the kernel is busy.
+    """
 
     def __init__(self, publish: Any) -> None:
         self.publish = publish
-        self.window: collections.deque[tuple[int, dict[str, Any]]] = collections.deque(
-            maxlen=_WINDOW
-        )
+        self.pending: list[dict[str, Any]] = []
         self.seq = 0
         self.last = 0.0
 
     def __call__(self, event: dict[str, Any]) -> None:
         self.seq += 1
-        self.window.append((self.seq, event))
+        self.pending.append(event)
         if time.monotonic() - self.last >= _PUBLISH_EVERY_S:
             self.flush()
 
     def flush(self) -> None:
         self.last = time.monotonic()
-        self.publish({"wb_seq": self.seq, "wb_events": list(self.window)})
+        if self.pending:
+            first = self.seq - len(self.pending) + 1
+            self.publish({f"{_KEY}{self.seq:012d}": (first, self.pending)})
+            self.pending = []
 
 
 def _engine_entry(payload: bytes) -> tuple[bytes, int]:
@@ -264,12 +269,14 @@ class IpyparallelLauncher:
         data = ar.data
         if isinstance(data, list):
             data = data[0]
-        if not data or data.get("wb_seq", 0) <= seen[i]:
+        if not data:
             return
-        for seq, event in data.get("wb_events", []):
-            if seq > seen[i] and on_event is not None:
-                on_event(StepEvent.from_dict(event), self._names[self._ids[i]])
-        seen[i] = int(data["wb_seq"])
+        for key in sorted(k for k in list(data) if k.startswith(_KEY)):
+            first, events = data.pop(key)  # the client's own dict: forwarded events are freed
+            for seq, event in enumerate(events, first):
+                if seq > seen[i] and on_event is not None:
+                    on_event(StepEvent.from_dict(event), self._names[self._ids[i]])
+            seen[i] = max(seen[i], first + len(events) - 1)
 
     def _drain(
         self, ars: list[Any], done: dict[int, Any], seen: list[int], on_event: EventSink | None
