@@ -36,6 +36,7 @@ __all__ = [
     "remove_stale",
     "fsync_dir",
     "pid_alive",
+    "writer_pid",
 ]
 
 TMP_SUFFIX = ".tmp"
@@ -59,9 +60,10 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _writer_pid(tmp: Path, target_name: str) -> int | None:
-    head = tmp.name[len(target_name) + 2 :].split(".")[0]
-    return int(head) if head.isdigit() else None
+def writer_pid(tmp: PathLike) -> int | None:
+    """Return the pid in a temporary's name ``.<name>.<pid>.<token>.tmp``, else ``None``."""
+    parts = Path(tmp).name.split(".")
+    return int(parts[-3]) if len(parts) >= 5 and parts[-3].isdigit() else None
 
 
 def remove_stale(target: PathLike, min_age_s: float = 60.0) -> list[Path]:
@@ -77,7 +79,7 @@ def remove_stale(target: PathLike, min_age_s: float = 60.0) -> list[Path]:
     target = Path(target)
     removed = []
     for tmp in target.parent.glob(f".{glob_escape(target.name)}.*{TMP_SUFFIX}"):
-        pid = _writer_pid(tmp, target.name)
+        pid = writer_pid(tmp)
         try:
             old = time.time() - tmp.stat().st_mtime > min_age_s
             if old or pid is None or pid == os.getpid() or not pid_alive(pid):

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from workbench._files import pid_alive, temporary_path
+from workbench._files import pid_alive, temporary_path, writer_pid
 from workbench.composites.clouds import spectral_cloud_mask, spectral_snow_mask
 from workbench.composites.qa import mask_variables, provider_masks
 from workbench.data import open_datacube
@@ -247,8 +247,7 @@ def clean_assets(assets: Path) -> list[Path]:
     for path in assets.iterdir():
         stale = False
         if path.name.startswith(".") and path.name.endswith(".tmp"):
-            parts = path.name.split(".")  # "", <name>, "zarr", <pid>, <token>, "tmp"
-            pid = int(parts[-3]) if len(parts) >= 6 and parts[-3].isdigit() else None
+            pid = writer_pid(path)
             age = now - path.stat().st_mtime
             stale = (pid is not None and not pid_alive(pid)) or (pid is None and age > STALE_AFTER)
         elif path.suffix == ".zarr" and path.is_dir():

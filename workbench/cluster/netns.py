@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workbench._files import pid_alive
 from workbench.cluster.linkstats import CLASSID as _CLASSID
 from workbench.cluster.linkstats import TRAFFIC_CLASSES, LinkCounters, class_bytes
 from workbench.errors import HostNetworkError
@@ -122,16 +123,6 @@ def _state_path(run_id: str) -> Path:
     return _STATE_DIR / f"{run_id}.json"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _names(prefix: str) -> tuple[list[str], list[str]]:
     namespaces = [
         line.split()[0] for line in _run("ip", "netns", "list").splitlines() if line.strip()
@@ -159,7 +150,7 @@ def _kill_namespace_processes(netns: str, grace_s: float = 3.0) -> None:
                 os.kill(pid, sig)
         end = time.monotonic() + grace_s
         while pids and time.monotonic() < end:
-            pids = [p for p in pids if _alive(p) and not _zombie(p)]
+            pids = [p for p in pids if pid_alive(p) and not _zombie(p)]
             time.sleep(0.05)
         if not pids:
             return
@@ -194,7 +185,7 @@ def sweep_leftovers(prefix: str = _PREFIX, *, force: bool = False) -> list[str]:
         if rid not in owners:
             try:
                 pid = int(json.loads(_state_path(rid).read_text())["pid"])
-                owners[rid] = _alive(pid) and not force
+                owners[rid] = pid_alive(pid) and not force
             except (OSError, ValueError, KeyError):
                 owners[rid] = False
     removed = []

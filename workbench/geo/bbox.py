@@ -72,8 +72,9 @@ def check_bbox(
             ("south", south, 90),
             ("north", north, 90),
         )
+        metres = max(abs(x) for x in values) > 360  # not degrees of any kind
         for name, v, lim in limits:
-            if not -lim <= v <= lim and max(abs(x) for x in values) > 360:
+            if not -lim <= v <= lim and metres:
                 raise error(
                     f"bbox {values} is not in degrees ({name} {v!r} is outside [-{lim}, {lim}]): "
                     "is it in a projected CRS? Then say which where the call takes one, e.g. "

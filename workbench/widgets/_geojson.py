@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -10,6 +9,7 @@ import numpy as np
 
 from workbench.errors import AOIError
 from workbench.geo.bbox import check_bbox
+from workbench.geo.crs import normalize_lonlat_bounds
 
 __all__ = ["bbox_feature", "feature_bounds", "chip_polygons"]
 
@@ -51,15 +51,10 @@ def feature_bounds(feature: Mapping[str, Any]) -> tuple[float, float, float, flo
     if coords.size == 0:
         raise AOIError(f"the GeoJSON {dict(feature)!r} has no coordinates: draw or give a polygon")
     coords = coords.reshape(-1, 2)
-    west, east = float(coords[:, 0].min()), float(coords[:, 0].max())
-    if east - west >= 360.0:
-        west, east = -180.0, 180.0
-    else:  # a shape drawn across the antimeridian (or on a wrapped copy of the world)
-        shift = 360.0 * math.floor((west + 180.0) / 360.0)
-        west, east = west - shift, east - shift
-        if east > 180.0:
-            east -= 360.0  # west > east: across the antimeridian
-    return west, float(coords[:, 1].min()), east, float(coords[:, 1].max())
+    west, south = coords.min(axis=0)
+    east, north = coords.max(axis=0)
+    # a shape drawn across the antimeridian (or on a wrapped copy of the world): west > east
+    return normalize_lonlat_bounds((west, south, east, north))
 
 
 def _flatten(coords: Any) -> list[float]:
