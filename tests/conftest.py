@@ -40,3 +40,12 @@ def ipython_shell():
     from IPython.testing.globalipapp import get_ipython
 
     return current_shell() or get_ipython() or current_shell()
+
+
+@pytest.fixture(scope="module")
+def ip(ipython_shell):
+    """The test shell with the workbench magics loaded, for one test module."""
+    shell = ipython_shell
+    shell.run_line_magic("load_ext", "workbench")
+    yield shell
+    shell.run_line_magic("unload_ext", "workbench")

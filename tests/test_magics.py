@@ -26,14 +26,6 @@ loss_fn = torch.nn.functional.mse_loss
 """
 
 
-@pytest.fixture(scope="module")
-def ip(ipython_shell):
-    shell = ipython_shell
-    shell.run_line_magic("load_ext", "workbench")
-    yield shell
-    shell.run_line_magic("unload_ext", "workbench")
-
-
 def test_extension_registers_and_unregisters_the_magics(ip):
     magics = ip.magics_manager.magics
     assert "train" in magics["cell"]

@@ -52,14 +52,6 @@ def _listening(pids):
     return out
 
 
-@pytest.fixture(scope="module")
-def ip(ipython_shell):
-    shell = ipython_shell
-    shell.run_line_magic("load_ext", "workbench")
-    yield shell
-    shell.run_line_magic("unload_ext", "workbench")
-
-
 def test_a_controller_on_all_interfaces_advertises_a_reachable_address(ip):
     _routable()
     ip.run_line_magic("cluster", "start -n 1 --ip 0.0.0.0")

@@ -502,11 +502,9 @@ loss_fn = torch.nn.functional.mse_loss
 
 
 @pytest.fixture(scope="module")
-def ip(slurm, ipython_shell):
-    shell = ipython_shell
-    shell.run_line_magic("load_ext", "workbench")
-    yield shell
-    shell.run_line_magic("unload_ext", "workbench")
+def ip(slurm, ip):
+    """The shared test shell with the magics, once this module's Slurm runs."""
+    return ip
 
 
 def _engine_jobs(slurm) -> dict[str, str]:
