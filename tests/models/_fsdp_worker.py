@@ -100,6 +100,10 @@ def run(rank: int, world: int, store_file: str) -> dict[str, object]:
             }
         if rank == 0:
             result["reference"] = reference(world)
+        # Leave together: a rank that tears its gloo pairs down while its peer still computes
+        # (rank 0's reference above) can abort the peer's teardown (std::terminate from a
+        # still-joinable gloo thread, seen once in CI).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
     return result
