@@ -1,6 +1,9 @@
-"""Readers: GRIB files checked message by message; backends called by class."""
+"""Readers: GRIB files checked message by message; backends called by class; quiet exits."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 
@@ -48,3 +51,19 @@ def test_not_grib_at_all(tmp_path):
 def test_backends_are_classes():
     assert backend("zarr").__name__ == "ZarrBackendEntrypoint"
     assert backend("h5netcdf").__name__ == "H5netcdfBackendEntrypoint"
+
+
+def test_a_script_that_keeps_a_geotiff_open_exits_quietly(data_dir):
+    """rasterio >= 1.5 printed ``Error in sys.excepthook`` when a script ended with a file open."""
+    tif = data_dir / "rasterio_landsat7_rgb" / "RGB.byte.tif"
+    code = (
+        "import sys, workbench as wb\n"
+        "ds = wb.open_datacube(sys.argv[1])\n"
+        "print(ds.band_data.isel(band=0, y=300, x=300).item())\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tif)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() != "nan"  # the file was read
+    assert "excepthook" not in proc.stderr, proc.stderr

@@ -12,6 +12,8 @@ look like a shorter time series.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import mmap
 from pathlib import Path
 from typing import Any
@@ -49,7 +51,31 @@ def backend(name: str) -> Any:
     """
     module, cls, extra = _BACKENDS[name]
     found = lazy_import(module, extra=extra, purpose=f"reading {name} files")
+    if name == "rasterio":
+        _close_files_before_exit()
     return getattr(found, cls)
+
+
+@functools.cache
+def _close_files_before_exit() -> None:
+    """Close xarray's cached open files at exit, while the interpreter is still whole.
+
+    A rasterio (>= 1.5) dataset still open when the interpreter tears itself down prints
+    ``Error in sys.excepthook`` to stderr (rioxarray#929, rasterio#3563): every script that
+    opened a GeoTIFF and kept it ended with that noise. xarray's own exit hook only stops its
+    file managers from closing during teardown, so the files are closed here first, through
+    xarray's eviction (which leaves a file that another thread is reading open). ``atexit``
+    runs hooks in reverse order, so this one (registered after xarray's) runs before it.
+    """
+    try:
+        from xarray.backends.file_manager import FILE_CACHE
+    except ImportError:  # an xarray without the shared file cache: nothing to close
+        return
+
+    def close() -> None:
+        FILE_CACHE.maxsize = 0  # evicts, and so closes, every cached file
+
+    atexit.register(close)
 
 
 def open_zarr(source: Any, gpu: bool, kwargs: dict[str, Any], layout: Any = None) -> xr.Dataset:
