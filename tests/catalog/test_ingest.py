@@ -134,6 +134,23 @@ def test_crash_during_write_keeps_previous_catalog(tmp_path, s2_tifs, monkeypatc
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_a_folder_of_images_and_their_masks_is_ingested_as_the_images(
+    tmp_path, s2_catalog, s2_tifs
+):
+    """A provider's folder (S2_L1C_<date>.tif beside S2_CLM_<date>.tif): masks are cloud cover."""
+    folder = s2_tifs[0].parent
+    assert len(list(folder.glob("S2_CLM_*.tif"))) == 5
+    cat = Catalog(tmp_path / "c.parquet")
+    with workbench.set_options(progress=False):
+        df = cat.ingest(folder, precision=6)
+    assert cat.datasets == ["S2_L1C"]  # no dataset of masks
+    got = df.set_index("id").sort_index()
+    want = s2_catalog.records.set_index("id").sort_index()
+    assert got.index.tolist() == want.index.tolist()  # 5 dates x 6 cells, same ids
+    pd.testing.assert_series_equal(got.cloud_cover, want.cloud_cover)
+    assert got.cloud_source.str.startswith("mask:S2_CLM_").all()
+
+
 def test_spectral_cloud_cover_without_masks(tmp_path, s2_tifs):
     cat = Catalog(tmp_path / "c.parquet")
     with workbench.set_options(progress=False):

@@ -212,15 +212,29 @@ def test_opening_a_geotiff_does_not_load_the_grib_engine(band_files):
     assert "ecCodes" not in out.stderr
 
 
-def test_same_date_multiband_files_say_what_to_do(s2_geotiffs):
+def test_same_date_multiband_files_say_what_to_do(s2_geotiffs, tmp_path):
     folder = s2_geotiffs[0].parent
     l1c, clm = folder / "S2_L1C_2015-07-11.tif", folder / "S2_CLM_2015-07-11.tif"
+    other = tmp_path / "tile2_2015-07-11.tif"
+    shutil.copy(l1c, other)
     with pytest.raises(DimensionError, match=r"same date .*\{name: path\} mapping.*mosaic"):
+        open_datacube([l1c, other])
+    with pytest.raises(DimensionError, match=r"S2_CLM_2015-07-11.tif is the cloud mask of S2_L1C"):
         open_datacube([l1c, clm])
     ds = open_datacube({"L1C": l1c, "CLM": clm})
     assert list(ds.data_vars) == ["L1C", "CLM"]
     assert ds.L1C.dims == ("L1C_band", "y", "x")
     assert ds.L1C_band.values.tolist()[:2] == ["B01", "B02"]
+
+
+def test_a_folder_of_images_and_their_cloud_masks(s2_geotiffs):
+    folder = s2_geotiffs[0].parent
+    with pytest.raises(
+        DimensionError, match=r"S2_CLM_\S+ is the cloud mask of S2_L1C_.*'S2_L1C_\*\.tif'"
+    ):
+        open_datacube(folder)
+    scenes = workbench.open_collection(folder)  # the masks are not scenes of their own
+    assert [s.id for s in scenes.scenes] == [p.stem for p in s2_geotiffs]
 
 
 def test_plain_names_and_band_descriptions(band_files, tmp_path):

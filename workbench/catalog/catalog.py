@@ -159,7 +159,8 @@ class Catalog:
             dataset per band; Sentinel-2 / Landsat naming or any, see
             :func:`workbench.open_datacube`), STAC Items (dict or JSON file), a folder of scene
             folders, multi-band GeoTIFF/COG files (one date each; bands from their
-            descriptions; date from the ``DATETIME`` tag or the file name), NetCDF/Zarr files or
+            descriptions; date from the ``DATETIME`` tag or the file name; a ``*_CLM_*`` mask
+            beside its image is that image's cloud cover, not a scene), NetCDF/Zarr files or
             in-memory cubes with a ``time_dim``, or a :class:`~workbench.chips.Collection`.
             Cubes are written to ``assets/`` once (content-addressed); files stay where they are.
         dataset : str, optional

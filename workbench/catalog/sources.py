@@ -39,7 +39,7 @@ from workbench.composites.clouds import spectral_cloud_mask, spectral_snow_mask
 from workbench.composites.qa import mask_variables, provider_masks
 from workbench.data import open_datacube
 from workbench.data._geotiff import date_of
-from workbench.data.naming import parse_name
+from workbench.data.naming import parse_name, sibling_mask
 from workbench.data.scenes import SceneRef, raster_files
 from workbench.errors import BandFilesWarning, CatalogError, DataReadError, DimensionError
 from workbench.geo.crs import spatial_dims
@@ -56,7 +56,6 @@ __all__ = [
 
 _GEOTIFF = (".tif", ".tiff")
 _DATE = re.compile(r"[_\-.]?\d{4}-?\d{2}-?\d{2}(?:T[\d:]+)?")
-_PRODUCT = re.compile(r"_(L1C|L2A|L1TP|L2SP|SR|TOA|BOA)_", re.IGNORECASE)
 #: A half-written asset store older than this (seconds), or whose writer is gone, is removed.
 STALE_AFTER = 3600.0
 
@@ -122,24 +121,6 @@ def _band_dataset(ref: SceneRef, first: Path | None) -> str:
             return f"sentinel-2-{level[1].lower()}" if level else "sentinel-2"
     collection = ref.properties.get("collection")
     return str(collection) if collection else dataset_name(Path(ref.id or "scene"))
-
-
-def sibling_mask(path: Path) -> Path | None:
-    """Find the cloud-mask GeoTIFF beside ``path``, if any.
-
-    Tried in order: the product token replaced by ``CLM`` (``S2_L1C_<date>.tif`` ->
-    ``S2_CLM_<date>.tif``), then ``<stem>_CLM<suffix>``.
-
-    Examples
-    --------
-    >>> sibling_mask(Path("/nowhere/S2_L1C_2015-07-11.tif")) is None
-    True
-    """
-    candidates = []
-    if _PRODUCT.search(path.name):
-        candidates.append(path.with_name(_PRODUCT.sub("_CLM_", path.name, count=1)))
-    candidates.append(path.with_name(f"{path.stem}_CLM{path.suffix}"))
-    return next((c for c in candidates if c.is_file() and c != path), None)
 
 
 def _timestamp(when: Any) -> pd.Timestamp | None:

@@ -28,6 +28,7 @@ from xarray.backends import BackendArray
 from xarray.core import indexing
 
 from workbench._optional import lazy_import
+from workbench.data.naming import sibling_mask
 from workbench.errors import CRSError, DataReadError, DimensionError
 from workbench.geo.crs import get_crs, pixel_centers
 
@@ -188,6 +189,20 @@ def _dates(datasets: list[xr.Dataset], paths: list[Path], times: Any) -> list[pd
     return stamps
 
 
+def _image_and_mask(a: Path, b: Path) -> tuple[Path, Path | None]:
+    """``(image, its cloud mask)`` when one of the two files is the other's mask."""
+    if sibling_mask(a) == b:
+        return a, b
+    if sibling_mask(b) == a:
+        return b, a
+    return a, None
+
+
+def _family_glob(path: Path) -> str:
+    """``S2_L1C_2015-07-11.tif`` -> ``S2_L1C_*.tif``: the files of this one product."""
+    return _FILE_DATE.sub("*", path.name, count=1)
+
+
 def open_geotiff_stack(paths: Sequence[Path], times: Any = None, **kwargs: Any) -> xr.Dataset:
     """Open per-date GeoTIFFs as one lazy cube with a sorted ``time`` dim.
 
@@ -206,6 +221,14 @@ def open_geotiff_stack(paths: Sequence[Path], times: Any = None, **kwargs: Any) 
     order = sorted(range(len(paths)), key=lambda i: stamps[i])
     for a, b in itertools.pairwise(order):
         if stamps[a] == stamps[b]:
+            image, mask = _image_and_mask(paths[a], paths[b])
+            if mask is not None:
+                raise DimensionError(
+                    f"{mask.name} is the cloud mask of {image.name}: a time stack takes the "
+                    f"images alone (a glob of them, like {_family_glob(image)!r}); "
+                    "workbench.Catalog.ingest(folder) reads each mask as its image's cloud "
+                    "cover, and {name: path} opens an image and its mask as two variables"
+                )
             raise DimensionError(
                 f"{paths[a].name} and {paths[b].name} have the same date {stamps[a]}: a time "
                 "stack needs one file per date. Parts of one scene (bands, masks): open them as "

@@ -52,6 +52,7 @@ __all__ = [
     "common_name",
     "is_categorical",
     "RASTER_SUFFIXES",
+    "sibling_mask",
 ]
 
 #: Suffixes of single raster files (lower case).
@@ -70,6 +71,7 @@ _LANDSAT = re.compile(
     re.IGNORECASE,
 )
 _SEP = re.compile(r"[_\-. ]+")
+_PRODUCT = re.compile(r"_(L1C|L2A|L1TP|L2SP|SR|TOA|BOA)_", re.IGNORECASE)
 _BAND_WORD = {"band", "bands", "bnd"}
 
 #: Known bands: ``name -> (common name, nominal resolution in metres)`` per convention.
@@ -232,6 +234,24 @@ def parse_name(path: str | Path) -> FileName:
     when = date_in_name(stem)
     scene = _SEP.sub("_", _DATE.sub("", stem)).strip("_")
     return FileName(path, None, when, scene, None, "", None)
+
+
+def sibling_mask(path: Path) -> Path | None:
+    """Find the cloud-mask GeoTIFF beside ``path``, if any.
+
+    Tried in order: the product token replaced by ``CLM`` (``S2_L1C_<date>.tif`` ->
+    ``S2_CLM_<date>.tif``), then ``<stem>_CLM<suffix>``.
+
+    Examples
+    --------
+    >>> sibling_mask(Path("/nowhere/S2_L1C_2015-07-11.tif")) is None
+    True
+    """
+    candidates = []
+    if _PRODUCT.search(path.name):
+        candidates.append(path.with_name(_PRODUCT.sub("_CLM_", path.name, count=1)))
+    candidates.append(path.with_name(f"{path.stem}_CLM{path.suffix}"))
+    return next((c for c in candidates if c.is_file() and c != path), None)
 
 
 def _stem(path: Path) -> str:

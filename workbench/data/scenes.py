@@ -8,7 +8,10 @@
 * a Zarr store, a NetCDF/GRIB file, a multi-band GeoTIFF: one scene;
 * band files (a list, a glob, a folder of them): grouped into scenes by folder and by the
   scene part of their names (Sentinel-2 tile and sensing time, Landsat product id); files of
-  one folder whose names differ only in their dates are one scene each;
+  one folder whose names differ only in their dates are one scene each; a cloud mask beside
+  its image (``S2_CLM_<date>.tif`` beside ``S2_L1C_<date>.tif``, ``<name>_CLM.tif`` beside
+  ``<name>.tif``; :func:`~workbench.data.naming.sibling_mask`) is not a scene of its own:
+  the catalog reads it as that scene's cloud mask;
 * a folder of scene folders: every sub-folder that holds rasters (or an Item JSON).
 
 A ``*labels*.json`` (or ``*metadata*.json``) object in a scene's folder becomes the scene's
@@ -31,7 +34,7 @@ from typing import Any
 import xarray as xr
 
 from workbench.data.bands import is_time_stack
-from workbench.data.naming import RASTER_SUFFIXES, parse_name
+from workbench.data.naming import RASTER_SUFFIXES, parse_name, sibling_mask
 from workbench.data.stac import is_item, load_items, read_item
 from workbench.errors import DataReadError
 
@@ -121,6 +124,8 @@ def _group(files: list[Path]) -> list[SceneRef]:
             parsed = parse_name(f)
             keyed.setdefault(parsed.scene if parsed.convention else "", []).append(f)
         loose = keyed.pop("", [])
+        masks = {m for f in loose if (m := sibling_mask(f)) is not None}
+        loose = [f for f in loose if f not in masks]  # each goes with its image
         if loose and (len(loose) == 1 or is_time_stack(loose)):
             refs += [SceneRef(p.stem, path=str(p), properties=dict(props)) for p in loose]
         elif loose:
