@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -192,3 +194,31 @@ def test_bad_arguments(bands_10m):
         coarsen(b.isel(x=slice(0, 1)), 2)
     with pytest.raises(DimensionError, match="spatial dimensions"):
         coarsen(b.rename(x="col"), 2)
+
+
+def test_lazy_bands_stay_lazy_and_match_the_loaded_result():
+    """A series opened lazily is resampled one (y, x) plane at a time, when the result is read."""
+    import workbench
+
+    files = sorted(shared_data("eolearn_s2_slovenia/geotiff").glob("S2_L1C_*.tif"))
+    refl = workbench.open_datacube(files).band_data  # (time, band, y, x), nothing read
+    bands = {
+        "B08": refl.sel(band="B08", drop=True),
+        "B11": refl.sel(band="B11", drop=True).isel(y=slice(0, None, 2), x=slice(0, None, 2)),
+    }
+    lazy = reconcile(bands, "B08")
+    for name in ("B08", "B11"):
+        assert lazy[name].chunks == ((1,) * 5, (101,), (100,)), name  # one date's plane a block
+    eager = reconcile({k: v.compute() for k, v in bands.items()}, "B08")
+    xr.testing.assert_identical(lazy.compute(), eager)
+    # across CRSs too (rasterio's warp, one plane at a time)
+    l7 = workbench.open_datacube(shared_data("stars_landsat7_olinda/L7_ETMs.tif")).band_data
+    target = l7.compute().rio.reproject("EPSG:32725", resolution=30.0)
+    out = resample_to(l7, target, "average")
+    assert out.chunks is not None
+    expected = resample_to(l7.compute(), target, "average")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for _ in range(30):  # dask warps the planes from its threads
+            xr.testing.assert_identical(out.compute(), expected)
+    assert not [w for w in seen if "geotransform" in str(w.message)]

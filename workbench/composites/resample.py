@@ -12,6 +12,11 @@ block reductions for the down-sampling methods when the target pixel is a whole 
 pixels on the same lattice. Other cases (a CRS change, non-integer ratios for the block methods)
 go through :func:`rasterio.warp.reproject` on the CPU.
 
+Lazy in, lazy out: a variable opened lazily (``open_datacube``'s default) or held by dask comes
+back as a dask array of one ``(y, x)`` plane per block, read and resampled only when the result
+is computed or chipped, so a series of full tiles never has to fit in memory. Arrays in memory
+(NumPy, CuPy) are resampled at once.
+
 Exactness: on aligned grids, nearest up-sampling by ``f`` repeats each pixel ``f x f`` times, and
 any down-sampling of that back by ``f`` returns the original exactly.
 """
@@ -19,12 +24,14 @@ any down-sampling of that back by ``f`` returns the original exactly.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import numpy as np
 import xarray as xr
+from xarray.core import indexing
 
 from workbench._optional import lazy_import
 from workbench.composites._grid import Grid, array_namespace, grid_of, with_grid
@@ -36,6 +43,9 @@ UP_METHODS = ("nearest", "bilinear", "cubic")
 DOWN_METHODS = ("average", "mode", "nearest", "min", "max")
 
 T = TypeVar("T", xr.Dataset, xr.DataArray)
+#: rasterio's warp of in-memory arrays from several threads at once (dask's, on lazy inputs)
+#: warns of a missing geotransform now and then (odc-geo#131); warps run one at a time.
+_WARP_LOCK = threading.Lock()
 
 
 # -- array kernels (NumPy or CuPy) ---------------------------------------------------------------
@@ -117,6 +127,37 @@ def _as_float(arr: Any) -> Any:
 
 
 # -- grid plumbing ---------------------------------------------------------------------------------
+def _plane_by_plane(moved: xr.DataArray, fn: Any, dst: Grid) -> Any:
+    """``fn`` over a lazy ``(..., y, x)`` array as a dask array of one ``(y, x)`` plane a block.
+
+    A file opened lazily (or a dask array) is not read here: each plane (a band of one date) is
+    read and resampled when the result is computed or chipped, so a series of full tiles never
+    has to fit in memory at once.
+    """
+    from dask.array.utils import meta_from_array
+
+    lead = {d: 1 for d in moved.dims[:-2]}
+    planes = moved.chunk({**lead, moved.dims[-2]: -1, moved.dims[-1]: -1}).data
+    dtype = _as_float(np.empty(0, dtype=moved.dtype)).dtype
+
+    def block(plane: Any) -> Any:
+        return fn(_as_float(plane))
+
+    return planes.map_blocks(
+        block,
+        chunks=(*planes.chunks[:-2], (dst.ny,), (dst.nx,)),
+        dtype=dtype,
+        meta=meta_from_array(planes, ndim=planes.ndim, dtype=dtype),  # type: ignore[no-untyped-call]
+    )
+
+
+def _is_lazy(var: xr.Variable) -> bool:
+    """Whether ``var`` is dask or a lazily indexed file (xarray's backend arrays), not in memory."""
+    if var.chunks is not None:
+        return True
+    return isinstance(var._data, indexing.ExplicitlyIndexed) and not var._in_memory
+
+
 def _apply(obj: T, src: Grid, dst: Grid, fn: Any) -> T:
     """Run ``fn(array(..., y, x)) -> array(..., ny', nx')`` on every spatial variable."""
 
@@ -124,7 +165,11 @@ def _apply(obj: T, src: Grid, dst: Grid, fn: Any) -> T:
         if src.ydim not in da.dims or src.xdim not in da.dims:
             return da
         order = [d for d in da.dims if d not in (src.ydim, src.xdim)] + [src.ydim, src.xdim]
-        data = fn(_as_float(da.transpose(*order).data))
+        moved = da.transpose(*order)
+        if _is_lazy(moved.variable):  # lazy in, lazy out: nothing is read until the result is
+            data = _plane_by_plane(moved, fn, dst)
+        else:  # NumPy or CuPy in memory
+            data = fn(_as_float(moved.data))
         coords = {
             k: v for k, v in da.coords.items() if src.ydim not in v.dims and src.xdim not in v.dims
         }
@@ -342,12 +387,13 @@ def _reproject(obj: T, src: Grid, dst: Grid, scrs: Any, dcrs: Any, method: str) 
         lead = src_arr.shape[:-2]
         flat = src_arr.reshape(-1, src.ny, src.nx)
         out = np.full((flat.shape[0], dst.ny, dst.nx), np.nan)
-        for i in range(flat.shape[0]):
-            warp.reproject(
-                flat[i], out[i], src_transform=transform(src), dst_transform=transform(dst),
-                src_crs=scrs, dst_crs=dcrs, src_nodata=np.nan, dst_nodata=np.nan,
-                resampling=warp.Resampling[method],
-            )  # fmt: skip
+        with _WARP_LOCK:  # one warp at a time: dask threads warping together upset GDAL
+            for i in range(flat.shape[0]):
+                warp.reproject(
+                    flat[i], out[i], src_transform=transform(src), dst_transform=transform(dst),
+                    src_crs=scrs, dst_crs=dcrs, src_nodata=np.nan, dst_nodata=np.nan,
+                    resampling=warp.Resampling[method],
+                )  # fmt: skip
         return out.reshape(*lead, dst.ny, dst.nx).astype(arr.dtype)
 
     return _apply(obj, src, dst, fn)
