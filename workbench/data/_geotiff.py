@@ -28,7 +28,7 @@ from xarray.backends import BackendArray
 from xarray.core import indexing
 
 from workbench._optional import lazy_import
-from workbench.data.naming import sibling_mask
+from workbench.data.naming import date_glob, date_in_name, sibling_mask
 from workbench.errors import CRSError, DataReadError, DimensionError
 from workbench.geo.crs import get_crs, pixel_centers
 
@@ -41,9 +41,6 @@ _ACQUISITION_TAGS = (
     "DATE_ACQUIRED",
     "ACQUISITION_DATE",
     "datetime",
-)
-_FILE_DATE = re.compile(
-    r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?:[T_]?(\d{2}):?(\d{2}):?(\d{2}))?(?!\d)"
 )
 _PER_FILE_TAGS = {*_ACQUISITION_TAGS, "TIFFTAG_DATETIME"}
 
@@ -92,11 +89,8 @@ def date_of(ds: xr.Dataset, path: Path | str) -> pd.Timestamp | None:
     for tag in _ACQUISITION_TAGS:
         if tag in attrs and (stamp := _parse_stamp(attrs[tag])) is not None:
             return stamp
-    for match in _FILE_DATE.finditer(Path(path).name):
-        y, m, d, hh, mm, ss = match.groups()
-        stamp = _parse_stamp(f"{y}-{m}-{d}T{hh or '00'}:{mm or '00'}:{ss or '00'}")
-        if stamp is not None:
-            return stamp
+    if (stamp := date_in_name(Path(path).name)) is not None:
+        return stamp
     if "TIFFTAG_DATETIME" in attrs:
         return _parse_stamp(attrs["TIFFTAG_DATETIME"])
     return None
@@ -198,11 +192,6 @@ def _image_and_mask(a: Path, b: Path) -> tuple[Path, Path | None]:
     return a, None
 
 
-def _family_glob(path: Path) -> str:
-    """``S2_L1C_2015-07-11.tif`` -> ``S2_L1C_*.tif``: the files of this one product."""
-    return _FILE_DATE.sub("*", path.name, count=1)
-
-
 def open_geotiff_stack(paths: Sequence[Path], times: Any = None, **kwargs: Any) -> xr.Dataset:
     """Open per-date GeoTIFFs as one lazy cube with a sorted ``time`` dim.
 
@@ -225,7 +214,7 @@ def open_geotiff_stack(paths: Sequence[Path], times: Any = None, **kwargs: Any) 
             if mask is not None:
                 raise DimensionError(
                     f"{mask.name} is the cloud mask of {image.name}: a time stack takes the "
-                    f"images alone (a glob of them, like {_family_glob(image)!r}); "
+                    f"images alone (a glob of them, like {date_glob(image.name)!r}); "
                     "workbench.Catalog.ingest(folder) reads each mask as its image's cloud "
                     "cover, and {name: path} opens an image and its mask as two variables"
                 )

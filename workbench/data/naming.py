@@ -47,6 +47,7 @@ __all__ = [
     "FileName",
     "parse_name",
     "date_in_name",
+    "date_glob",
     "differing_parts",
     "BAND_INFO",
     "common_name",
@@ -153,6 +154,17 @@ def _stamp(
     except ValueError:
         return None
     return None if stamp is pd.NaT else stamp
+
+
+def date_glob(name: str) -> str:
+    """Return the name with its first date as ``*``: the pattern of the product's other dates.
+
+    Examples
+    --------
+    >>> date_glob("S2_L1C_2015-07-11.tif")
+    'S2_L1C_*.tif'
+    """
+    return _DATE.sub("*", name, count=1)
 
 
 def date_in_name(name: str) -> pd.Timestamp | None:
